@@ -1,0 +1,3 @@
+from ridethrough.cli import main
+
+main()

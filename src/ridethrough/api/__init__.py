@@ -1,0 +1,1 @@
+"""Inbound HTTP API: the endpoints clients call, in their own formats."""

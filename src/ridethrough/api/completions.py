@@ -1,0 +1,222 @@
+"""POST /v1/messages and POST /v1/chat/completions: the two doors into the gateway.
+
+Both share one flow — authenticate, read, validate, route, serve, respond — and differ only
+in their dialect (validation and error format). Streams go through the commit point in the
+executor; if the wait before commit grows long, headers and protocol keep-alives go out
+first so load balancers keep the connection open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ridethrough.api.body import read_json
+from ridethrough.api.errors import render_error
+from ridethrough.errors import (
+    AllAttemptsFailed, AttemptRecord, AuthenticationFailed, NoTargetCanServe, RidethroughError,
+    UpstreamError,
+)
+from ridethrough.gateway import Gateway
+from ridethrough.keys import presented_key
+from ridethrough.protocols import anthropic as A
+from ridethrough.protocols import openai as O
+from ridethrough.protocols.features import features_of
+from ridethrough.protocols.sse import encode_comment, encode_event
+from ridethrough.records import RequestRecord
+from ridethrough.routing.deadline import Deadline, client_timeout_from_headers
+from ridethrough.routing.executor import JsonResult, StreamResult
+from ridethrough.routing.relay import in_band_error_frame
+from ridethrough.routing.request import InboundRequest
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    format: str
+    validate: Callable[[Any], None]
+
+
+ANTHROPIC = Dialect("anthropic", A.validate_request)
+OPENAI = Dialect("openai", O.validate_request)
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:24]
+
+
+def authenticate(gw: Gateway, headers: dict[str, str]) -> str | None:
+    if not gw.keys.enabled:
+        return None
+    key_id = gw.keys.identify(presented_key(headers))
+    if key_id is None:
+        raise AuthenticationFailed("missing or invalid gateway key (send it as x-api-key or "
+                                   "Authorization: Bearer)")
+    return key_id
+
+
+async def handle(gw: Gateway, request: Request, dialect: Dialect) -> Response:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    request_id = headers.get("x-request-id") or new_request_id()
+    started = gw.clock()
+    req: InboundRequest | None = None
+    try:
+        key_id = authenticate(gw, headers)
+        body = await read_json(request, gw.cfg.server.max_body_bytes)
+        dialect.validate(body)
+        route_cfg, _ = gw.route(body["model"])
+        req = build_request(gw, dialect, body, headers, route_cfg, request_id, key_id, started)
+        if req.stream:
+            return await _respond_stream(gw, req)
+        result = await gw.serve(req)
+        assert isinstance(result, JsonResult)
+        return _respond_json(gw, req, result)
+    except RidethroughError as e:
+        resp = render_error(dialect.format, e, request_id, _ridethrough_headers(gw, req))
+        _emit_failure(gw, req, e, resp.status_code, started, dialect.format, request_id)
+        return resp
+
+
+def build_request(gw: Gateway, dialect: Dialect, body: dict[str, Any], headers: dict[str, str],
+                  route_cfg: Any, request_id: str, key_id: str | None, started: float) -> InboundRequest:
+    client_timeout = client_timeout_from_headers(headers, gw.cfg.resilience.deadline_margin_s)
+    seconds = min(client_timeout, route_cfg.deadline_s) if client_timeout else route_cfg.deadline_s
+    fwd = {k: headers[k] for k in ("anthropic-beta", "anthropic-version") if k in headers}
+    so = body.get("stream_options")
+    cache_control = headers.get("cache-control", "").lower()
+    return InboundRequest(
+        format=dialect.format, body=body, stream=bool(body.get("stream")),
+        route_name=body["model"], route=route_cfg,
+        features=features_of(dialect.format, body, route_cfg.default_max_tokens),
+        deadline=Deadline.start(gw.clock, seconds), request_id=request_id, key_id=key_id,
+        headers=fwd,
+        client_include_usage=bool(isinstance(so, dict) and so.get("include_usage")),
+        no_store="no-store" in cache_control, started_at=started,
+    )
+
+
+def _ridethrough_headers(gw: Gateway, req: InboundRequest | None,
+                         target: str | None = None) -> dict[str, str]:
+    if req is None:
+        return {}
+    made, reasons = gw.attempts_summary(req.attempts)
+    h = {"x-ridethrough-attempts": str(made)}
+    if target:
+        h["x-ridethrough-target"] = target
+    if reasons:
+        h["x-ridethrough-fallback-reason"] = reasons[:1000]
+    return h
+
+
+def _respond_json(gw: Gateway, req: InboundRequest, result: JsonResult) -> Response:
+    h = dict(result.headers)
+    h.pop("content-type", None)
+    h.update(_ridethrough_headers(gw, req, result.target.key))
+    h["x-request-id"] = req.request_id
+    if result.upstream_request_id:
+        h["x-ridethrough-upstream-request-id"] = result.upstream_request_id
+        if req.format == "anthropic":
+            h["request-id"] = result.upstream_request_id
+    gw.emit(RequestRecord(
+        req.request_id, req.route_name, req.format, False, 200, "ok", req.attempts,
+        served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000,
+        usage=result.usage, key_id=req.key_id))
+    return Response(result.body, status_code=200, media_type="application/json", headers=h)
+
+
+async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
+    task = asyncio.ensure_future(gw.serve(req))
+    keepalive = gw.cfg.resilience.commit_keepalive_s
+    try:
+        done, _ = await asyncio.wait({task}, timeout=keepalive)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        result = task.result()  # raises RidethroughError → rendered by the caller
+        assert isinstance(result, StreamResult)
+        h = _stream_headers(gw, req, result)
+        return StreamingResponse(_pipe(gw, req, result), headers=h, media_type="text/event-stream")
+    # The commit point is slow: send headers now and keep the connection alive meanwhile.
+    h = {"x-request-id": req.request_id, "x-ridethrough-target": "pending", **SSE_HEADERS}
+    return StreamingResponse(_keepalive_then_pipe(gw, req, task, keepalive), headers=h,
+                             media_type="text/event-stream")
+
+
+def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> dict[str, str]:
+    h = {"x-request-id": req.request_id, **SSE_HEADERS,
+         **_ridethrough_headers(gw, req, result.target.key)}
+    if result.upstream_request_id:
+        h["x-ridethrough-upstream-request-id"] = result.upstream_request_id
+        if req.format == "anthropic":
+            h["request-id"] = result.upstream_request_id
+    return h
+
+
+async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult) -> AsyncIterator[bytes]:
+    ttft = (gw.clock() - req.started_at) * 1000
+    gw.inflight_streams += 1
+    try:
+        for frame in result.head:
+            yield frame
+        async for frame in result.tail:
+            yield frame
+    finally:
+        gw.inflight_streams -= 1
+        ok = result.outcome.get("ok", False)
+        outcome = "ok" if ok else ("cancelled" if result.outcome.get("cancelled") or "error" not in result.outcome
+                                   else "stream_error")
+        gw.emit(RequestRecord(
+            req.request_id, req.route_name, req.format, True, 200, outcome, req.attempts,
+            served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000, ttft_ms=ttft,
+            usage=dict(result.relay.usage), key_id=req.key_id))
+
+
+async def _keepalive_then_pipe(gw: Gateway, req: InboundRequest, task: asyncio.Future[Any],
+                               interval: float) -> AsyncIterator[bytes]:
+    ping = encode_event("ping", {"type": "ping"}) if req.format == "anthropic" \
+        else encode_comment("keep-alive")
+    try:
+        yield ping
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=interval)
+            if done:
+                break
+            yield ping
+        try:
+            result = task.result()
+        except RidethroughError as e:
+            yield _late_error_frame(req, e)
+            _emit_failure(gw, req, e, 200, req.started_at, req.format, req.request_id)
+            return
+        yield encode_comment(f"served-by {result.target.key}")
+        async for frame in _pipe(gw, req, result):
+            yield frame
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def _late_error_frame(req: InboundRequest, e: RidethroughError) -> bytes:
+    if isinstance(e, AllAttemptsFailed):
+        summary = "; ".join(f"{a.target}: {a.outcome}" for a in e.attempts)
+        return in_band_error_frame(req.format, "overloaded_error",
+                                   f"All targets failed. Attempts: {summary}")
+    etype = "invalid_request_error" if isinstance(e, (NoTargetCanServe, UpstreamError)) else "api_error"
+    return in_band_error_frame(req.format, etype, e.message)
+
+
+def _emit_failure(gw: Gateway, req: InboundRequest | None, e: RidethroughError, status: int,
+                  started: float, fmt: str, request_id: str) -> None:
+    attempts: list[AttemptRecord] = req.attempts if req is not None else []
+    outcome = "error" if isinstance(e, AllAttemptsFailed) else "client_error"
+    gw.emit(RequestRecord(
+        request_id, req.route_name if req else "", fmt, bool(req and req.stream), status, outcome,
+        attempts, ms=(gw.clock() - started) * 1000, key_id=req.key_id if req else None))

@@ -1,0 +1,85 @@
+"""Builds the ASGI app from a config; nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ridethrough.api import admin, completions, forward, models, ops
+from ridethrough.config import Config
+from ridethrough.gateway import Gateway
+
+Handler = Callable[[Gateway, Request], Awaitable[Response]]
+
+
+def _bind(gw: Gateway, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await fn(gw, request)
+
+    endpoint.__name__ = fn.__name__
+    return endpoint
+
+
+def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
+              extra_routes: list[Route] | None = None) -> Starlette:
+    gw = gateway or Gateway(cfg)  # type: ignore[arg-type]
+
+    async def messages(gw: Gateway, request: Request) -> Response:
+        return await completions.handle(gw, request, completions.ANTHROPIC)
+
+    async def chat(gw: Gateway, request: Request) -> Response:
+        return await completions.handle(gw, request, completions.OPENAI)
+
+    routes = [
+        Route("/v1/messages", _bind(gw, messages), methods=["POST"]),
+        Route("/v1/messages/count_tokens", _bind(gw, models.count_tokens), methods=["POST"]),
+        Route("/v1/chat/completions", _bind(gw, chat), methods=["POST"]),
+        Route("/v1/models", _bind(gw, models.list_models), methods=["GET"]),
+        Route("/healthz", _bind(gw, ops.healthz), methods=["GET"]),
+        Route("/readyz", _bind(gw, ops.readyz), methods=["GET"]),
+        Route("/admin/breakers", _bind(gw, admin.breakers), methods=["GET"]),
+        Route("/admin/targets", _bind(gw, admin.set_target_state), methods=["POST"]),
+        *(extra_routes or []),
+        Route("/v1/{path:path}", _bind(gw, forward.forward_other),
+              methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    async def http_error(request: Request, exc: Any) -> Response:
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            resp = await forward.not_found(request)
+            resp.status_code = 405
+            return resp
+        return await forward.not_found(request)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Never a stack trace to the client; the log has it.
+        import logging
+
+        logging.getLogger("ridethrough").exception("unhandled error on %s", request.url.path)
+        from ridethrough.api.errors import caller_format, error_response
+
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return error_response(caller_format(headers, request.url.path), 500,
+                              "internal error in ridethrough (logged)",
+                              request_id=headers.get("x-request-id") or "unknown")
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, 404: http_error,
+                                        405: http_error, Exception: server_error})
+    app.state.gateway = gw
+    return app

@@ -1,0 +1,146 @@
+"""The gateway's state: providers, routes, breakers, executor — everything on one object.
+
+There are no mutable module globals; ``app.py`` builds one ``Gateway`` per app, so tests can
+run several side by side. ``serve`` is the single entry the HTTP layer calls: plan, execute,
+and (when the live targets failed) the fallback tiers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ridethrough.config import Config, RouteConfig, Timeouts
+from ridethrough.errors import AllAttemptsFailed, AttemptRecord, NoTargetCanServe, NotFound
+from ridethrough.keys import KeyRing
+from ridethrough.providers.base import Provider
+from ridethrough.providers.registry import build_provider
+from ridethrough.records import RequestRecord, write_access_log
+from ridethrough.routing.breaker import BreakerBoard
+from ridethrough.routing.budget import RetryBudget
+from ridethrough.routing.clock import Clock, Sleep, monotonic
+from ridethrough.routing.executor import Executor, JsonResult, StreamResult
+from ridethrough.routing.plan import Target, plan_targets
+from ridethrough.routing.request import InboundRequest
+
+log = logging.getLogger("ridethrough")
+
+Observer = Callable[[RequestRecord], None]
+
+
+def _merge_timeouts(base: Timeouts, override: Any) -> Timeouts:
+    values = base.model_dump()
+    values.update(override.model_dump(exclude_none=True))
+    return Timeouts(**values)
+
+
+class Gateway:
+    def __init__(self, cfg: Config, *, clock: Clock = monotonic, sleep: Sleep | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.providers: dict[str, Provider] = {
+            name: build_provider(name, p) for name, p in cfg.providers.items()
+        }
+        self.routes: dict[str, list[Target]] = {}
+        for rname, route in cfg.routes.items():
+            self.routes[rname] = [self._target(t.provider, t.model, t) for t in route.targets]
+        self.last_resorts: dict[str, Target] = {}
+        for rname, route in cfg.routes.items():
+            if route.last_resort:
+                prov, model = route.last_resort.split("/", 1)
+                self.last_resorts[rname] = self._target(prov, model, None)
+        self.board = BreakerBoard(cfg.resilience.breaker, clock)
+        r = cfg.resilience.retry
+        self.budget = RetryBudget(r.budget_ratio, r.budget_min_per_s, clock)
+        self.executor = Executor(self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
+                                 on_stream_end=self._stream_ended)
+        self.keys = KeyRing(cfg.server.gateway_keys)
+        self.admin_keys = KeyRing(cfg.server.admin_keys)
+        self.observers: list[Observer] = [write_access_log] if cfg.server.access_log else []
+        self.ready = False
+        self.draining = False
+        self.inflight_streams = 0
+        # Extensions (health monitor, cache, …) hook into the lifecycle here.
+        self.on_start: list[Callable[[], Awaitable[None]]] = []
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
+
+    def _target(self, provider: str, model: str, tcfg: Any) -> Target:
+        p = self.providers[provider]
+        pcfg = self.cfg.providers[provider]
+        timeouts = _merge_timeouts(pcfg.timeouts, tcfg.timeouts) if tcfg is not None else pcfg.timeouts
+        caps = p.capabilities(model)
+        if tcfg is not None:
+            caps = caps.merged(tcfg.capabilities)
+        return Target(p, model, timeouts, caps)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for p in self.providers.values():
+            await p.start()
+            if p.unavailable_reason:
+                log.warning("provider %s is unavailable: %s", p.name, p.unavailable_reason)
+        for hook in self.on_start:
+            await hook()
+        self.ready = True
+
+    async def close(self) -> None:
+        self.ready = False
+        for hook in reversed(self.on_close):
+            try:
+                await hook()
+            except Exception:
+                log.exception("closing an extension")
+        for p in self.providers.values():
+            try:
+                await p.close()
+            except Exception:  # closing must go on for the others
+                log.exception("closing provider %s", p.name)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, name: str) -> tuple[RouteConfig, list[Target]]:
+        try:
+            return self.cfg.routes[name], self.routes[name]
+        except KeyError:
+            known = ", ".join(sorted(self.routes)) or "none"
+            raise NotFound(f"model {name!r} is not a route on this gateway (routes: {known})",
+                           param="model") from None
+
+    async def serve(self, req: InboundRequest) -> JsonResult | StreamResult:
+        targets = self.routes[req.route_name]
+        plan = plan_targets(targets, req.format, req.body, req.features, req.stream, self.board,
+                            self.last_resorts.get(req.route_name))
+        if not plan.candidates:
+            req.attempts.extend(plan.skipped)
+            if plan.capability_only:
+                raise NoTargetCanServe(
+                    "no target of route " + repr(req.route_name) + " can serve this request: "
+                    + "; ".join(f"{a.target} {a.outcome.removeprefix('skipped:')}" for a in plan.skipped),
+                    req.attempts)
+            raise AllAttemptsFailed("no target of the route is available", req.attempts)
+        return await self.executor.run(req, plan)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def emit(self, record: RequestRecord) -> None:
+        for obs in self.observers:
+            try:
+                obs(record)
+            except Exception:  # an observer must never break a request
+                log.exception("observer failed")
+
+    def _stream_ended(self, req: InboundRequest, result: StreamResult) -> None:
+        hook = result.outcome.get("on_end")
+        if hook is not None:
+            hook()
+
+    def attempts_summary(self, attempts: list[AttemptRecord]) -> tuple[int, str]:
+        made = sum(1 for a in attempts if not a.outcome.startswith("skipped:"))
+        reasons = "; ".join(f"{a.target}={a.outcome.removeprefix('skipped:')}"
+                            for a in attempts if a.outcome != "ok")
+        return made, reasons

@@ -1,0 +1,74 @@
+"""Run a gateway on a real loopback socket in a background thread.
+
+The demo, the drills and the test-suite all need "a gateway over there, on a port", driven
+by the official SDKs from this thread. This is that, with a clean start and stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from ridethrough.app import build_app
+from ridethrough.config import Config
+from ridethrough.gateway import Gateway
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayThread:
+    def __init__(self, cfg: Config, *, port: int | None = None, gateway: Gateway | None = None,
+                 **gateway_kwargs: Any) -> None:
+        self.port = port or free_port()
+        self.gateway = gateway or Gateway(cfg, **gateway_kwargs)
+        self.app = build_app(gateway=self.gateway)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, loop="asyncio",
+                                http="httptools", lifespan="on", log_level="warning",
+                                access_log=False, timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="ridethrough-gateway", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+
+    def start(self, timeout: float = 60.0) -> GatewayThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("gateway thread exited during start-up")
+            if time.monotonic() > deadline:
+                raise TimeoutError("gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        """Run a coroutine on the gateway's loop (e.g. to poke state safely)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> GatewayThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,89 @@
+"""The provider interface: what the executor needs from any upstream.
+
+A provider is a small object behind a Protocol — complete, stream, forward, declared
+capabilities, close — that owns one pooled HTTP client (or an in-process model) for its
+whole life. Errors leave it already classified as ``UpstreamError`` with an ``ErrorClass``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ridethrough.config import Capabilities, Format, Timeouts
+from ridethrough.protocols.sse import SSEEvent
+from ridethrough.routing.deadline import Deadline
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCapabilities:
+    tools: bool = True
+    images: bool = True
+    streaming: bool = True
+    json_mode: bool = True
+    context_window: int = 200_000
+
+    def merged(self, *overrides: Capabilities) -> ResolvedCapabilities:
+        values = {
+            "tools": self.tools, "images": self.images, "streaming": self.streaming,
+            "json_mode": self.json_mode, "context_window": self.context_window,
+        }
+        for o in overrides:
+            for k, v in o.model_dump(exclude_none=True).items():
+                values[k] = v
+        return ResolvedCapabilities(**values)
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """One request to one target, already in the target's wire format."""
+
+    model: str
+    body: bytes
+    stream: bool
+    deadline: Deadline
+    timeouts: Timeouts
+    headers: dict[str, str] = field(default_factory=dict)  # forwarded (anthropic-beta, …)
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]        # already filtered for the client
+    request_id: str | None = None
+
+
+class UpstreamStream(Protocol):
+    request_id: str | None
+    headers: dict[str, str]
+
+    async def read(self, timeout: float) -> list[SSEEvent] | None:
+        """The next parsed frames; None at the end of the stream. Raises UpstreamError
+        (IDLE_TIMEOUT, CONNECT, TRUNCATED…) on failure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Provider(Protocol):
+    name: str
+    kind: str
+    format: Format
+    unavailable_reason: str | None  # e.g. "ANTHROPIC_API_KEY is not set"
+
+    def capabilities(self, model: str) -> ResolvedCapabilities: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def complete(self, call: UpstreamCall) -> UpstreamResponse: ...
+
+    async def open_stream(self, call: UpstreamCall) -> UpstreamStream: ...
+
+    async def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, timeout: float
+    ) -> UpstreamResponse:
+        """Send any other /v1/* request as-is (no failover), with our key injected."""
+        ...

@@ -1,0 +1,225 @@
+"""The shared HTTP machinery of every remote provider: one pooled aiohttp session each.
+
+Foreign errors (aiohttp, asyncio timeouts, OS errors) are translated into ``UpstreamError``
+in exactly one place, ``_translate_errors``; status codes and provider error bodies are
+classified by each subclass's ``classify``. Our own concurrency cap turns into
+LOCAL_SATURATION, which never counts against the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from ridethrough.config import Format, ProviderConfig
+from ridethrough.errors import ErrorClass, UpstreamError
+from ridethrough.protocols.sse import SSEEvent, SSEParser
+from ridethrough.providers.base import ResolvedCapabilities, UpstreamCall, UpstreamResponse
+from ridethrough.providers.headers import filter_response_headers, upstream_request_id
+
+
+@contextlib.asynccontextmanager
+async def _translate_errors(target: str, phase: str) -> AsyncIterator[None]:
+    """aiohttp/asyncio/OS errors → UpstreamError. ``phase`` is "headers" or "body"."""
+    try:
+        yield
+    except UpstreamError:
+        raise
+    except TimeoutError:
+        cls = ErrorClass.TIMEOUT if phase == "headers" else ErrorClass.IDLE_TIMEOUT
+        raise UpstreamError(cls, f"no {'response' if phase == 'headers' else 'data'} in time",
+                            target=target) from None
+    except aiohttp.ClientPayloadError as e:
+        raise UpstreamError(ErrorClass.TRUNCATED, f"response cut short: {type(e).__name__}",
+                            target=target) from None
+    except (aiohttp.ClientConnectionError, ConnectionError, OSError) as e:
+        raise UpstreamError(ErrorClass.CONNECT, f"connection failed: {type(e).__name__}",
+                            target=target) from None
+    except aiohttp.ClientError as e:
+        raise UpstreamError(ErrorClass.CONNECT, f"HTTP client error: {type(e).__name__}",
+                            target=target) from None
+
+
+class HttpStream:
+    """An open upstream SSE response, read frame by frame under an idle timeout."""
+
+    def __init__(self, provider: HttpProvider, resp: aiohttp.ClientResponse) -> None:
+        self._provider = provider
+        self._resp = resp
+        self._parser = SSEParser()
+        self._closed = False
+        self.headers = filter_response_headers(resp.headers.items())
+        self.request_id = upstream_request_id({k.lower(): v for k, v in resp.headers.items()})
+
+    async def read(self, timeout: float) -> list[SSEEvent] | None:
+        if self._closed:
+            return None
+        async with _translate_errors(self._provider.name, "body"):
+            async with asyncio.timeout(timeout):
+                while True:
+                    chunk = await self._resp.content.readany()
+                    if not chunk:
+                        rest = self._parser.flush()
+                        await self.aclose()
+                        return rest or None
+                    events = self._parser.feed(chunk)
+                    if events:
+                        return events
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._resp.close()
+            self._provider._release()
+
+
+class HttpProvider:
+    """Base of the remote adapters; subclasses set ``format``, paths, auth and classify."""
+
+    kind = "http"
+    format: Format = "openai"
+    chat_path = "/chat/completions"
+    default_caps = ResolvedCapabilities()
+
+    def __init__(self, name: str, cfg: ProviderConfig, base_url: str | None = None) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.base_url = (base_url or cfg.base_url or "").rstrip("/")
+        self.api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+        self.unavailable_reason: str | None = None
+        if cfg.api_key_env and not self.api_key:
+            self.unavailable_reason = f"{cfg.api_key_env} is not set"
+        self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(cfg.max_concurrency)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self.cfg.max_connections, limit_per_host=self.cfg.max_connections,
+            ttl_dns_cache=300, enable_cleanup_closed=True, keepalive_timeout=30,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.cfg.timeouts.connect),
+            auto_decompress=True, skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- what subclasses define ------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        raise NotImplementedError
+
+    def capabilities(self, model: str) -> ResolvedCapabilities:
+        return self.default_caps.merged(self.cfg.capabilities)
+
+    def forward_path(self, path: str) -> str:
+        """The upstream path for a client's /v1/... path (base URLs differ on the /v1)."""
+        return path
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _headers(self, call_headers: dict[str, str]) -> dict[str, str]:
+        h = {"content-type": "application/json", "accept-encoding": "gzip, deflate"}
+        h.update(self.cfg.headers)
+        h.update(call_headers)
+        h.update(self.auth_headers())
+        return h
+
+    async def _acquire(self) -> None:
+        try:
+            async with asyncio.timeout(self.cfg.pool_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise UpstreamError(
+                ErrorClass.LOCAL_SATURATION,
+                f"ridethrough's own concurrency cap for {self.name} is exhausted",
+                target=self.name,
+            ) from None
+
+    def _release(self) -> None:
+        self._slots.release()
+
+    async def _post(self, path: str, call: UpstreamCall, timeout: float) -> aiohttp.ClientResponse:
+        assert self._session is not None, "provider not started"
+        async with _translate_errors(self.name, "headers"):
+            async with asyncio.timeout(timeout):
+                return await self._session.post(
+                    self.base_url + path, data=call.body, headers=self._headers(call.headers),
+                )
+
+    async def _fail_from(self, resp: aiohttp.ClientResponse, timeout: float) -> UpstreamError:
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        try:
+            async with asyncio.timeout(min(timeout, 10.0)):
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            body = b""
+        finally:
+            resp.close()
+        err = self.classify(resp.status, body, headers)
+        err.target = self.name
+        return err
+
+    async def complete(self, call: UpstreamCall) -> UpstreamResponse:
+        await self._acquire()
+        try:
+            total = call.deadline.cap(call.timeouts.total)
+            resp = await self._post(self.chat_path, call, total)
+            if resp.status != 200:
+                raise await self._fail_from(resp, call.deadline.remaining())
+            async with _translate_errors(self.name, "body"):
+                async with asyncio.timeout(call.deadline.cap(call.timeouts.total)):
+                    body = await resp.read()
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            return UpstreamResponse(200, body, filter_response_headers(headers.items()),
+                                    upstream_request_id(headers))
+        finally:
+            self._release()
+
+    async def open_stream(self, call: UpstreamCall) -> HttpStream:
+        await self._acquire()
+        try:
+            resp = await self._post(self.chat_path, call, call.deadline.cap(call.timeouts.first_byte))
+            if resp.status != 200:
+                raise await self._fail_from(resp, call.deadline.remaining())
+        except BaseException:
+            self._release()
+            raise
+        ctype = resp.headers.get("content-type", "")
+        if "text/event-stream" not in ctype:
+            # Some servers answer a stream request with a JSON error and status 200.
+            err = await self._fail_from(resp, call.deadline.remaining())
+            self._release()
+            if err.error_class is ErrorClass.CLIENT:
+                err.error_class = ErrorClass.MALFORMED
+            raise err
+        return HttpStream(self, resp)
+
+    async def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, timeout: float
+    ) -> UpstreamResponse:
+        assert self._session is not None, "provider not started"
+        h = dict(headers)
+        h.update(self.auth_headers())
+        async with _translate_errors(self.name, "headers"):
+            async with asyncio.timeout(timeout):
+                url = self.base_url + self.forward_path(path)
+                async with self._session.request(method, url, data=body or None,
+                                                 headers=h) as resp:
+                    data = await resp.read()
+                    raw = {k.lower(): v for k, v in resp.headers.items()}
+                    return UpstreamResponse(resp.status, data, filter_response_headers(raw.items()),
+                                            upstream_request_id(raw))

@@ -1,0 +1,177 @@
+"""Circuit breakers, one per target, so a dead target is skipped in microseconds.
+
+Closed → open on N consecutive failures or an error rate over a sliding window; open →
+half-open after a cool-down that doubles on each failed probe; half-open lets exactly one
+probe request through; its success closes the breaker. Operators can force a target down
+(drain) or up, and some error classes hold a target down for longer (bad key, no quota).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ridethrough.config import BreakerConfig
+from ridethrough.routing.clock import Clock
+
+
+class State(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(slots=True)
+class Breaker:
+    target: str
+    cfg: BreakerConfig
+    clock: Clock
+    state: State = State.CLOSED
+    consecutive_failures: int = 0
+    opened_at: float = 0.0
+    retry_at: float = 0.0
+    cooldown: float = 0.0
+    probe_in_flight: bool = False
+    forced: str | None = None          # "down" (drained) or "up" by an operator
+    held_until: float = 0.0            # held down after quota/auth/model errors
+    hold_reason: str = ""
+    last_error: str = ""
+    opened_count: int = 0
+    _window: deque[tuple[float, bool]] = field(default_factory=deque)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def availability(self) -> str | None:
+        """None if a request may go to this target now, else the reason it is skipped."""
+        if self.forced == "up":
+            return None
+        if self.forced == "down":
+            return "drained"
+        now = self.clock()
+        if self.held_until > now:
+            return self.hold_reason or "held_down"
+        if self.state is State.CLOSED:
+            return None
+        if self.state is State.OPEN:
+            if now >= self.retry_at:
+                return None  # due for a probe; acquire() flips to half-open
+            return "breaker_open"
+        return "breaker_half_open" if self.probe_in_flight else None
+
+    def acquire(self) -> bool:
+        """Claim the right to send one request. In half-open only one probe at a time."""
+        if self.availability() is not None:
+            return False
+        if self.forced == "up":
+            return True
+        if self.state is State.OPEN:
+            self.state = State.HALF_OPEN
+        if self.state is State.HALF_OPEN:
+            self.probe_in_flight = True
+        return True
+
+    def recovers_at(self) -> float:
+        """When this target may next be tried (for picking the soonest when all are open)."""
+        return max(self.retry_at if self.state is not State.CLOSED else 0.0, self.held_until)
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def record_success(self) -> None:
+        self._push(False)
+        self.consecutive_failures = 0
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSED
+            self.cooldown = 0.0
+        self.probe_in_flight = False
+
+    def record_failure(self, error: str = "") -> None:
+        now = self.clock()
+        self._push(True)
+        self.consecutive_failures += 1
+        self.last_error = error
+        if self.state is State.HALF_OPEN:
+            self._open(now, min(self.cooldown * 2, self.cfg.max_cooldown_s))
+        elif self.state is State.CLOSED and self._should_open():
+            self._open(now, self.cfg.cooldown_s)
+        self.probe_in_flight = False
+
+    def release(self) -> None:
+        """The attempt ended without a verdict on the target (cancelled, local error)."""
+        self.probe_in_flight = False
+
+    def hold_down(self, seconds: float, reason: str) -> None:
+        self.held_until = max(self.held_until, self.clock() + seconds)
+        self.hold_reason = reason
+
+    def _push(self, failed: bool) -> None:
+        now = self.clock()
+        w = self._window
+        w.append((now, failed))
+        horizon = now - self.cfg.window_s
+        while w and w[0][0] < horizon:
+            w.popleft()
+
+    def _should_open(self) -> bool:
+        if self.consecutive_failures >= self.cfg.consecutive_failures:
+            return True
+        n = len(self._window)
+        if n < self.cfg.min_requests:
+            return False
+        failures = sum(1 for _, f in self._window if f)
+        return failures / n >= self.cfg.error_rate
+
+    def _open(self, now: float, cooldown: float) -> None:
+        self.state = State.OPEN
+        self.opened_at = now
+        self.cooldown = cooldown
+        self.retry_at = now + cooldown
+        self.opened_count += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        n = len(self._window)
+        failures = sum(1 for _, f in self._window if f)
+        return {
+            "target": self.target,
+            "state": self.state.value,
+            "available": self.availability() is None,
+            "skip_reason": self.availability(),
+            "forced": self.forced,
+            "consecutive_failures": self.consecutive_failures,
+            "window_requests": n,
+            "window_error_rate": round(failures / n, 3) if n else 0.0,
+            "retry_in_s": round(max(0.0, self.retry_at - now), 2) if self.state is State.OPEN else None,
+            "held_for_s": round(self.held_until - now, 1) if self.held_until > now else None,
+            "hold_reason": self.hold_reason if self.held_until > now else None,
+            "last_error": self.last_error or None,
+            "opened_count": self.opened_count,
+        }
+
+
+class BreakerBoard:
+    """All breakers of one gateway process (state lives on the app, not in module globals)."""
+
+    def __init__(self, cfg: BreakerConfig, clock: Clock) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self._breakers: dict[str, Breaker] = {}
+
+    def get(self, target: str) -> Breaker:
+        b = self._breakers.get(target)
+        if b is None:
+            b = self._breakers[target] = Breaker(target, self.cfg, self.clock)
+        return b
+
+    def force(self, target: str, mode: str | None) -> Breaker:
+        if mode not in (None, "up", "down"):
+            raise ValueError("mode must be 'up', 'down' or None")
+        b = self.get(target)
+        b.forced = mode
+        if mode is None:
+            b.held_until = 0.0
+        return b
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [b.snapshot() for b in self._breakers.values()]

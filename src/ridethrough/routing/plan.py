@@ -1,0 +1,101 @@
+"""Planning: which targets of a route may serve this request, in which order, and why not.
+
+A target is skipped when it cannot carry the request (capability, untranslatable feature),
+when its provider is unavailable (no key), or when its breaker says no. Capability skips are
+the client's concern (a 4xx if *no* target can serve); breaker skips are ours: when every
+target is open the request goes to the one due to recover soonest, or the route's last
+resort, instead of failing at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ridethrough.config import Timeouts
+from ridethrough.errors import AttemptRecord
+from ridethrough.protocols.features import RequestFeatures
+from ridethrough.providers.base import Provider, ResolvedCapabilities
+from ridethrough.routing.breaker import BreakerBoard
+
+
+@dataclass(slots=True)
+class Target:
+    provider: Provider
+    model: str
+    timeouts: Timeouts
+    caps: ResolvedCapabilities
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.provider.name}/{self.model}"
+
+    @property
+    def format(self) -> str:
+        return self.provider.format
+
+
+@dataclass(slots=True)
+class Plan:
+    candidates: list[Target] = field(default_factory=list)
+    skipped: list[AttemptRecord] = field(default_factory=list)
+    # Targets that are fine but whose breaker is open: used when nothing else is left.
+    forced: bool = False
+    capability_only: bool = False  # every skip was a capability/translation skip
+
+
+def capability_gap(caps: ResolvedCapabilities, feat: RequestFeatures, stream: bool) -> str | None:
+    if feat.tools and not caps.tools:
+        return "capability:tools"
+    if feat.images and not caps.images:
+        return "capability:images"
+    if stream and not caps.streaming:
+        return "capability:streaming"
+    if feat.json_mode and not caps.json_mode:
+        return "capability:json_mode"
+    if feat.estimated_input_tokens + min(feat.max_output_tokens, 256) > caps.context_window:
+        return f"capability:context_window({caps.context_window})"
+    return None
+
+
+def translation_gap(client_fmt: str, target: Target, body: dict) -> str | None:
+    if target.format == client_fmt:
+        return None
+    from ridethrough.protocols import translate
+
+    if client_fmt == "anthropic":
+        reason = translate.check_anthropic_to_openai(body)
+    else:
+        reason = translate.check_openai_to_anthropic(body)
+    return f"untranslatable:{reason}" if reason else None
+
+
+def plan_targets(
+    targets: list[Target], client_fmt: str, body: dict, feat: RequestFeatures, stream: bool,
+    board: BreakerBoard, last_resort: Target | None = None,
+) -> Plan:
+    plan = Plan()
+    blocked: list[Target] = []
+    capability_skips = 0
+    for t in targets:
+        reason = t.provider.unavailable_reason and f"unavailable:{t.provider.unavailable_reason}"
+        if not reason:
+            reason = capability_gap(t.caps, feat, stream) or translation_gap(client_fmt, t, body)
+            if reason:
+                capability_skips += 1
+        if not reason:
+            why = board.get(t.key).availability()
+            if why is not None:
+                if why.startswith("breaker"):
+                    blocked.append(t)
+                reason = why
+        if reason:
+            plan.skipped.append(AttemptRecord(t.key, f"skipped:{reason}"))
+        else:
+            plan.candidates.append(t)
+    if not plan.candidates and blocked:
+        chosen = last_resort if last_resort is not None else min(
+            blocked, key=lambda t: board.get(t.key).recovers_at())
+        plan.candidates.append(chosen)
+        plan.forced = True
+    plan.capability_only = capability_skips == len(targets) and bool(targets)
+    return plan
