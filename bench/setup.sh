@@ -14,8 +14,8 @@ cd "$(dirname "$0")"
 PEERS=$PWD/.peers
 mkdir -p "$PEERS"
 PYTHON=${PYTHON:-python3}
-LITELLM_SPEC=${LITELLM_SPEC:-litellm[proxy]}
-PORTKEY_SPEC=${PORTKEY_SPEC:-@portkey-ai/gateway}
+LITELLM_SPEC=${LITELLM_SPEC:-litellm[proxy]==1.108.7}   # the versions docs/performance.md reports
+PORTKEY_SPEC=${PORTKEY_SPEC:-@portkey-ai/gateway@1.15.2}
 want=${*:-wrk tools litellm portkey}
 
 has() { [[ " $want " == *" $1 "* ]]; }

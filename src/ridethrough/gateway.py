@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,12 +25,35 @@ from ridethrough.routing.breaker import BreakerBoard
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep, monotonic
 from ridethrough.routing.executor import Executor, JsonResult, StreamResult
+from ridethrough.routing.fallback import FallbackResult, Tiers
 from ridethrough.routing.plan import Target, plan_targets
 from ridethrough.routing.request import InboundRequest
 
 log = logging.getLogger("ridethrough")
 
 Observer = Callable[[RequestRecord], None]
+
+
+def data_dir(cfg: Config) -> Path:
+    return Path(cfg.server.data_dir or "~/.local/state/ridethrough").expanduser()
+
+
+def open_cache(cfg: Config, wall_clock: Callable[[], float]) -> Any:
+    """The response cache, in SQLite under the data dir; semantic matching if installed."""
+    from ridethrough.cache import ResponseCache
+
+    semantic = None
+    if any(r.semantic_cache.enabled for r in cfg.routes.values()):
+        from ridethrough.cache import MiniLMEmbedder, SemanticIndex
+
+        semantic = SemanticIndex(MiniLMEmbedder())
+    path = data_dir(cfg) / "cache.sqlite3"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        log.warning("cannot create %s; the cache lives in memory only", path.parent)
+        path = None  # type: ignore[assignment]
+    return ResponseCache(path, clock=wall_clock, semantic=semantic)
 
 
 def _merge_timeouts(base: Timeouts, override: Any) -> Timeouts:
@@ -39,8 +64,10 @@ def _merge_timeouts(base: Timeouts, override: Any) -> Timeouts:
 
 class Gateway:
     def __init__(self, cfg: Config, *, clock: Clock = monotonic, sleep: Sleep | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, cache: Any | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.wall_clock = wall_clock
         self.clock = clock
         self.providers: dict[str, Provider] = {
             name: build_provider(name, p) for name, p in cfg.providers.items()
@@ -58,6 +85,9 @@ class Gateway:
         self.budget = RetryBudget(r.budget_ratio, r.budget_min_per_s, clock)
         self.executor = Executor(self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
                                  on_stream_end=self._stream_ended)
+        if cache is None and any(r.cache.mode != "off" for r in cfg.routes.values()):
+            cache = open_cache(cfg, wall_clock)
+        self.tiers = Tiers(cache, wall_clock)
         self.keys = KeyRing(cfg.server.gateway_keys)
         self.admin_keys = KeyRing(cfg.server.admin_keys)
         self.observers: list[Observer] = [write_access_log] if cfg.server.access_log else []
@@ -90,6 +120,7 @@ class Gateway:
 
     async def close(self) -> None:
         self.ready = False
+        await asyncio.get_running_loop().run_in_executor(None, self.tiers.close)
         for hook in reversed(self.on_close):
             try:
                 await hook()
@@ -111,7 +142,27 @@ class Gateway:
             raise NotFound(f"model {name!r} is not a route on this gateway (routes: {known})",
                            param="model") from None
 
-    async def serve(self, req: InboundRequest) -> JsonResult | StreamResult:
+    async def serve(self, req: InboundRequest) -> JsonResult | StreamResult | FallbackResult:
+        """Plan, then the live targets, then the fallback tiers."""
+        cached = await self.tiers.before_live(req)
+        if cached is not None:
+            return cached
+        try:
+            result = await self._serve_live(req)
+        except AllAttemptsFailed:
+            fallback = await self.tiers.after_failure(req)
+            if fallback is None:
+                raise
+            return fallback
+        if isinstance(result, JsonResult):
+            self.tiers.remember(req, result.obj)
+        else:
+            relay = result.relay
+            result.outcome["on_end"] = lambda: self.tiers.remember(
+                req, relay.accumulated if result.outcome.get("ok") else None)
+        return result
+
+    async def _serve_live(self, req: InboundRequest) -> JsonResult | StreamResult:
         targets = self.routes[req.route_name]
         plan = plan_targets(targets, req.format, req.body, req.features, req.stream, self.board,
                             self.last_resorts.get(req.route_name))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 import time
 from typing import Any
@@ -29,6 +30,12 @@ class GatewayThread:
     def __init__(self, cfg: Config, *, port: int | None = None, gateway: Gateway | None = None,
                  **gateway_kwargs: Any) -> None:
         self.port = port or free_port()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if gateway is None and cfg.server.data_dir is None:
+            # A private data dir per harness: no cache or history leaks between runs.
+            self._tmp = tempfile.TemporaryDirectory(prefix="ridethrough-")
+            cfg = cfg.model_copy(update={"server": cfg.server.model_copy(
+                update={"data_dir": self._tmp.name})})
         self.gateway = gateway or Gateway(cfg, **gateway_kwargs)
         self.app = build_app(gateway=self.gateway)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, loop="asyncio",
@@ -66,6 +73,8 @@ class GatewayThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=30)
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> GatewayThread:
         return self.start()

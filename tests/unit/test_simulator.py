@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import anthropic
@@ -416,3 +420,25 @@ def test_runs_in_the_callers_event_loop_and_leaves_no_tasks():
     text, leftovers = asyncio.run(scenario())
     assert text.startswith("[async] Here is a short answer")
     assert leftovers == set()
+
+
+def test_run_simulator_serves_until_sigterm():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    code = ("from ridethrough.simulator import run_simulator; "
+            f"run_simulator('127.0.0.1', {port}, 'cli', 0.0)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner and "admin" in banner
+        resp = httpx.post(f"http://127.0.0.1:{port}/v1/messages",
+                          json={"model": "m", "max_tokens": 5, "messages": USER})
+        assert resp.json()["content"][0]["text"].startswith("[cli]")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -32,6 +33,7 @@ from ridethrough.protocols.sse import encode_comment, encode_event
 from ridethrough.records import RequestRecord
 from ridethrough.routing.deadline import Deadline, client_timeout_from_headers
 from ridethrough.routing.executor import JsonResult, StreamResult
+from ridethrough.routing.fallback import FallbackResult
 from ridethrough.routing.relay import in_band_error_frame
 from ridethrough.routing.request import InboundRequest
 
@@ -76,6 +78,8 @@ async def handle(gw: Gateway, request: Request, dialect: Dialect) -> Response:
         if req.stream:
             return await _respond_stream(gw, req)
         result = await gw.serve(req)
+        if isinstance(result, FallbackResult):
+            return _respond_fallback(gw, req, result)
         assert isinstance(result, JsonResult)
         return _respond_json(gw, req, result)
     except RidethroughError as e:
@@ -115,10 +119,44 @@ def _ridethrough_headers(gw: Gateway, req: InboundRequest | None,
     return h
 
 
+def _degraded(result: JsonResult | StreamResult) -> dict[str, str]:
+    return {"x-ridethrough-degraded": "local-model"} if result.target.provider.kind == "local" else {}
+
+
+def _fallback_frames(req: InboundRequest, result: FallbackResult) -> list[bytes]:
+    from ridethrough.protocols.sse import encode_data
+    from ridethrough.protocols.synthesize import anthropic_message_to_events, openai_completion_to_chunks
+
+    if req.format == "anthropic":
+        return [encode_event(name, data) for name, data in anthropic_message_to_events(result.obj)]
+    return [encode_data(c) for c in openai_completion_to_chunks(result.obj,
+                                                                include_usage=req.client_include_usage)]
+
+
+def _respond_fallback(gw: Gateway, req: InboundRequest, result: FallbackResult) -> Response:
+    """A cached or static answer, as JSON or as a proper stream in the client's format."""
+    h = {"x-request-id": req.request_id, **_ridethrough_headers(gw, req, result.served_by),
+         **result.headers}
+    gw.emit(RequestRecord(
+        req.request_id, req.route_name, req.format, req.stream, 200, "ok", req.attempts,
+        served_by=result.served_by, tier=result.tier, ms=(gw.clock() - req.started_at) * 1000,
+        key_id=req.key_id))
+    if not req.stream:
+        return Response(orjson.dumps(result.obj), media_type="application/json", headers=h)
+    frames = _fallback_frames(req, result)
+
+    async def replay() -> AsyncIterator[bytes]:
+        for frame in frames:
+            yield frame
+
+    return StreamingResponse(replay(), headers={**h, **SSE_HEADERS}, media_type="text/event-stream")
+
+
 def _respond_json(gw: Gateway, req: InboundRequest, result: JsonResult) -> Response:
     h = dict(result.headers)
     h.pop("content-type", None)
     h.update(_ridethrough_headers(gw, req, result.target.key))
+    h.update(_degraded(result))
     h["x-request-id"] = req.request_id
     if result.upstream_request_id:
         h["x-ridethrough-upstream-request-id"] = result.upstream_request_id
@@ -141,6 +179,8 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
         raise
     if done:
         result = task.result()  # raises RidethroughError → rendered by the caller
+        if isinstance(result, FallbackResult):
+            return _respond_fallback(gw, req, result)
         assert isinstance(result, StreamResult)
         h = _stream_headers(gw, req, result)
         return StreamingResponse(_pipe(gw, req, result), headers=h, media_type="text/event-stream")
@@ -152,7 +192,7 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
 
 def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> dict[str, str]:
     h = {"x-request-id": req.request_id, **SSE_HEADERS,
-         **_ridethrough_headers(gw, req, result.target.key)}
+         **_ridethrough_headers(gw, req, result.target.key), **_degraded(result)}
     if result.upstream_request_id:
         h["x-ridethrough-upstream-request-id"] = result.upstream_request_id
         if req.format == "anthropic":
@@ -195,6 +235,11 @@ async def _keepalive_then_pipe(gw: Gateway, req: InboundRequest, task: asyncio.F
         except RidethroughError as e:
             yield _late_error_frame(req, e)
             _emit_failure(gw, req, e, 200, req.started_at, req.format, req.request_id)
+            return
+        if isinstance(result, FallbackResult):
+            yield encode_comment(f"served-by {result.tier}")
+            for frame in _fallback_frames(req, result):
+                yield frame
             return
         yield encode_comment(f"served-by {result.target.key}")
         async for frame in _pipe(gw, req, result):

@@ -1,1 +1,43 @@
-"""health package."""
+"""Health: passive windows, active probes, providers' status pages, automatic incidents.
+
+One entry point for the app, ``install(gw, store_path=..., clock=...)``: it hooks the
+health service onto the gateway (observer, start/close) and returns the routes of the
+status page, the Statuspage-compatible JSON, feeds, badges, /metrics and the incident admin
+API. Calling it twice on one gateway returns the same service's routes, so a test can
+install with its own clock before the app is built.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ridethrough.health.config import HealthConfig, cross_check_health
+from ridethrough.health.service import HealthService
+
+__all__ = ["HealthConfig", "HealthService", "cross_check_health", "default_store_path",
+           "install"]
+
+
+def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = time.time,
+            config: HealthConfig | None = None) -> list[Any]:
+    """Attach health monitoring to ``gw``; return the Starlette routes to mount.
+
+    ``store_path`` None keeps history in memory only (lost at restart).
+    """
+    existing = getattr(gw, "health", None)
+    if isinstance(existing, HealthService):
+        return existing.routes()
+    service = HealthService(gw, store_path=store_path, clock=clock, config=config)
+    if not service.cfg.enabled:
+        return []
+    return service.attach().routes()
+
+
+def default_store_path(data_dir: str | None) -> str:
+    """``<data_dir>/health.sqlite3``; data_dir defaults to ~/.local/state/ridethrough."""
+    base = data_dir or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "ridethrough")
+    return os.path.join(base, "health.sqlite3")

@@ -137,8 +137,15 @@ class OpenAIAccumulator:
     def _apply_choice(self, choice: JSON) -> None:
         index = choice.get("index") or 0
         state = self._choices.setdefault(
-            index, {"content": [], "refusal": [], "reasoning": [], "tools": {}, "finish": None,
-                    "last_tool": None}
+            index,
+            {
+                "content": [],
+                "refusal": [],
+                "reasoning": [],
+                "tools": {},
+                "finish": None,
+                "last_tool": None,
+            },
         )
         delta = choice.get("delta") or {}
         if delta.get("content"):
@@ -217,8 +224,12 @@ class OpenAIAccumulator:
             if state["reasoning"]:
                 message["reasoning_content"] = "".join(state["reasoning"])
             choices.append(
-                {"index": index, "message": message, "finish_reason": state["finish"],
-                 "logprobs": None}
+                {
+                    "index": index,
+                    "message": message,
+                    "finish_reason": state["finish"],
+                    "logprobs": None,
+                }
             )
         result: JSON = {
             "id": self._head.get("id", ""),

@@ -61,8 +61,12 @@ def anthropic_message_to_events(msg: JSON) -> list[Event]:
     start_usage["output_tokens"] = 0
     head = {k: copy.deepcopy(v) for k, v in msg.items() if k not in ("content", "usage")}
     head.update(
-        content=[], stop_reason=None, stop_sequence=None, usage=start_usage,
-        type="message", role="assistant",
+        content=[],
+        stop_reason=None,
+        stop_sequence=None,
+        usage=start_usage,
+        type="message",
+        role="assistant",
     )
     if "stop_details" in head:
         head["stop_details"] = None
@@ -84,14 +88,18 @@ def _block_events(index: int, block: JSON) -> list[Event]:
     if kind == "text":
         start = {k: v for k, v in block.items() if k not in ("text", "citations")}
         start["text"] = ""
-        deltas = [{"type": "text_delta", "text": p} for p in split_for_stream(block.get("text") or "")]
+        deltas = [
+            {"type": "text_delta", "text": p} for p in split_for_stream(block.get("text") or "")
+        ]
         deltas += [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
     elif kind in ("tool_use", "server_tool_use"):
         start = {**block, "input": {}}
         tool_input = block.get("input") or {}
         if tool_input:
             partial = json.dumps(tool_input, ensure_ascii=False, separators=(",", ":"))
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in split_for_stream(partial)]
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p} for p in split_for_stream(partial)
+            ]
     elif kind == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
         deltas = [
@@ -102,7 +110,10 @@ def _block_events(index: int, block: JSON) -> list[Event]:
     else:  # redacted_thinking, server tool results: sent whole, as the API does
         start = copy.deepcopy(block)
     events: list[Event] = [
-        ("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": start},
+        )
     ]
     events += [
         ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
@@ -141,7 +152,9 @@ def openai_completion_to_chunks(resp: JSON, *, include_usage: bool) -> list[JSON
         index = choice.get("index") or 0
         message = choice.get("message") or {}
         content = message.get("content")
-        out.append(chunk(index, {"role": "assistant", "content": "" if isinstance(content, str) else None}))
+        out.append(
+            chunk(index, {"role": "assistant", "content": "" if isinstance(content, str) else None})
+        )
         for key in ("reasoning_content", "content", "refusal"):
             value = message.get(key)
             if isinstance(value, str):
@@ -156,7 +169,9 @@ def openai_completion_to_chunks(resp: JSON, *, include_usage: bool) -> list[JSON
             }
             out.append(chunk(index, {"tool_calls": [first]}))
             for piece in split_for_stream(function.get("arguments") or ""):
-                out.append(chunk(index, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
+                out.append(
+                    chunk(index, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
+                )
         out.append(chunk(index, {}, choice.get("finish_reason") or "stop"))
     if include_usage:
         zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}

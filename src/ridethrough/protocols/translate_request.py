@@ -75,8 +75,22 @@ class _Losses:
 # Anthropic -> OpenAI
 
 _A2O_HANDLED = frozenset(
-    {"model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k",
-     "stop_sequences", "stream", "metadata", "tools", "tool_choice", "thinking", "output_config"}
+    {
+        "model",
+        "max_tokens",
+        "messages",
+        "system",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "stream",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+    }
 )
 _A2O_USER_BLOCKS = frozenset({"text", "image", "tool_result"})
 _A2O_ASSISTANT_BLOCKS = frozenset({"text", "tool_use"})
@@ -120,8 +134,10 @@ def check_anthropic_to_openai(body: JSON) -> str | None:
                 inner = block.get("content")
                 for k, part in enumerate(inner if isinstance(inner, list) else []):
                     if part.get("type") != "text":
-                        return (f"{where}.content[{k}]: {part.get('type')!r} inside a tool_result;"
-                                " OpenAI tool messages carry text only")
+                        return (
+                            f"{where}.content[{k}]: {part.get('type')!r} inside a tool_result;"
+                            " OpenAI tool messages carry text only"
+                        )
     if messages and messages[-1].get("role") == "assistant" and messages[-1].get("content"):
         return "last message is an assistant prefill; OpenAI answers it instead of continuing it"
     return None
@@ -310,9 +326,24 @@ def _a2o_output_config(config: Any, out: JSON, losses: _Losses) -> None:
 # OpenAI -> Anthropic
 
 _O2A_HANDLED = frozenset(
-    {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
-     "stream", "stream_options", "user", "tools", "tool_choice", "parallel_tool_calls", "n",
-     "logprobs", "response_format"}
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "stream",
+        "stream_options",
+        "user",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "n",
+        "logprobs",
+        "response_format",
+    }
 )
 _O2A_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
@@ -385,7 +416,9 @@ def _check_openai_image(part: JSON, where: str) -> str | None:
         if not match:
             return f"{where}: image data URI is not base64"
         if (match.group("type") or "").lower() not in ANTHROPIC_IMAGE_TYPES:
-            return f"{where}: image type {match.group('type')!r} (Anthropic takes jpeg/png/gif/webp)"
+            return (
+                f"{where}: image type {match.group('type')!r} (Anthropic takes jpeg/png/gif/webp)"
+            )
     elif not url.startswith(("https://", "http://")):
         return f"{where}: image URL scheme cannot be fetched by Anthropic"
     return None
@@ -420,7 +453,9 @@ def openai_to_anthropic_request(
         converted.append(_o2a_message(message, losses))
     out: JSON = {"model": model}
     if system:
-        out["system"] = system[0] if len(system) == 1 else [{"type": "text", "text": t} for t in system]
+        out["system"] = (
+            system[0] if len(system) == 1 else [{"type": "text", "text": t} for t in system]
+        )
     out["messages"] = _merge_same_role(converted, losses)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     out["max_tokens"] = int(max_tokens) if max_tokens else default_max_tokens
@@ -458,7 +493,10 @@ def _o2a_message(message: JSON, losses: _Losses) -> JSON:
     role = message["role"]
     content = message.get("content")
     if role == "tool":
-        result: JSON = {"type": "tool_result", "tool_use_id": safe_tool_id(message.get("tool_call_id"))}
+        result: JSON = {
+            "type": "tool_result",
+            "tool_use_id": safe_tool_id(message.get("tool_call_id")),
+        }
         text = _openai_text(content)
         if text:
             result["content"] = text

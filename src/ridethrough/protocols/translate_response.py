@@ -120,10 +120,16 @@ def _loads_leniently(text: str) -> Any:
         return None
 
 
-def encode_tool_input(tool_input: Any) -> str:
-    """Anthropic ``tool_use.input`` -> OpenAI ``function.arguments`` (compact JSON)."""
+def encode_tool_input(tool_input: Any, *, unwrap_raw: bool = True) -> str:
+    """Anthropic ``tool_use.input`` -> OpenAI ``function.arguments`` (compact JSON).
+
+    Requests unwrap ``RAW_ARGUMENTS_KEY`` so the upstream sees its own text again. Answers to
+    a client pass ``unwrap_raw=False``: the wrapper is valid JSON a client can ``json.loads``,
+    and the streaming translator (which cannot hold arguments back) sends the same.
+    """
     if (
-        isinstance(tool_input, dict)
+        unwrap_raw
+        and isinstance(tool_input, dict)
         and len(tool_input) == 1
         and isinstance(tool_input.get(RAW_ARGUMENTS_KEY), str)
     ):
@@ -231,7 +237,7 @@ def anthropic_to_openai_response(
                     "type": "function",
                     "function": {
                         "name": block.get("name") or "",
-                        "arguments": encode_tool_input(block.get("input")),
+                        "arguments": encode_tool_input(block.get("input"), unwrap_raw=False),
                     },
                 }
             )

@@ -57,7 +57,7 @@ class OpenAIToAnthropicStream:
         self._complete = False
         self._next_index = 0
         self._open: str | None = None  # "text" | "tool_use" | None
-        self._tool_key: Any = None     # the OpenAI tool_calls index of the open tool block
+        self._tool_key: Any = None  # the OpenAI tool_calls index of the open tool block
         self._tool_args: list[str] = []
         self._closed_tools: set[Any] = set()
         self._saw_tool = False
@@ -239,6 +239,8 @@ class AnthropicToOpenAIStream:
         self.completion_id = completion_id or new_id("chatcmpl-")
         self.created = int(time.time()) if created is None else created
         self._tool_of_block: dict[int, int] = {}
+        self._tool_has_arguments: set[int] = set()
+        self._sent_text = False
         self._usage: JSON = {}
         self._finish_sent = False
         self._complete = False
@@ -254,11 +256,14 @@ class AnthropicToOpenAIStream:
         kind = data.get("type") or event
         if kind == "message_start":
             self._merge_usage((data.get("message") or {}).get("usage"))
-            return [self._chunk({"role": "assistant", "content": ""})]
+            # content null, as OpenAI opens a tool-call-only answer; text deltas fill it in.
+            return [self._chunk({"role": "assistant", "content": None})]
         if kind == "content_block_start":
             return self._block_start(data.get("index", 0), data.get("content_block") or {})
         if kind == "content_block_delta":
             return self._block_delta(data.get("index", 0), data.get("delta") or {})
+        if kind == "content_block_stop":
+            return self._block_stop(data.get("index", 0))
         if kind == "message_delta":
             self._merge_usage(data.get("usage"))
             stop = anthropic_stop_to_openai((data.get("delta") or {}).get("stop_reason"))
@@ -271,7 +276,7 @@ class AnthropicToOpenAIStream:
             self._complete = True
             error_type = (data.get("error") or {}).get("type")
             return [anthropic_error_to_openai(data, anthropic_error_status(error_type))]
-        return []  # ping, content_block_stop, unknown future events
+        return []  # ping, unknown future events
 
     def finish(self) -> list[JSON | str]:
         """The upstream ended. Owes ``[DONE]`` only if the answer was complete.
@@ -308,25 +313,36 @@ class AnthropicToOpenAIStream:
             tool_index = len(self._tool_of_block)
             self._tool_of_block[index] = tool_index
             tool_input = block.get("input")
+            if tool_input:
+                self._tool_has_arguments.add(index)
             call = {
                 "index": tool_index,
                 "id": block.get("id") or new_id("call_"),
                 "type": "function",
                 "function": {
                     "name": block.get("name") or "",
-                    "arguments": encode_tool_input(tool_input) if tool_input else "",
+                    "arguments": encode_tool_input(tool_input, unwrap_raw=False)
+                    if tool_input
+                    else "",
                 },
             }
             return [self._chunk({"tool_calls": [call]})]
         if kind == "text" and block.get("text"):
+            self._sent_text = True
             return [self._chunk({"content": block["text"]})]
         return []
 
     def _block_delta(self, index: int, delta: JSON) -> list[JSON | str]:
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
+            self._sent_text = True
             return [self._chunk({"content": delta["text"]})]
-        if kind == "input_json_delta" and delta.get("partial_json") and index in self._tool_of_block:
+        if (
+            kind == "input_json_delta"
+            and delta.get("partial_json")
+            and index in self._tool_of_block
+        ):
+            self._tool_has_arguments.add(index)
             call = {
                 "index": self._tool_of_block[index],
                 "function": {"arguments": delta["partial_json"]},
@@ -336,11 +352,22 @@ class AnthropicToOpenAIStream:
             return [self._chunk({"reasoning_content": delta["thinking"]})]
         return []
 
+    def _block_stop(self, index: int) -> list[JSON | str]:
+        """A tool call that got no input still needs ``"{}"``: clients ``json.loads`` it."""
+        if index not in self._tool_of_block or index in self._tool_has_arguments:
+            return []
+        self._tool_has_arguments.add(index)
+        call = {"index": self._tool_of_block[index], "function": {"arguments": "{}"}}
+        return [self._chunk({"tool_calls": [call]})]
+
     def _finish_chunks(self, finish_reason: str) -> list[JSON | str]:
         if self._finish_sent:
             return []
         self._finish_sent = True
-        out: list[JSON | str] = [self._chunk({}, finish_reason)]
+        out: list[JSON | str] = []
+        if not self._sent_text and not self._tool_of_block:
+            out.append(self._chunk({"content": ""}))  # an empty answer is "", not null
+        out.append(self._chunk({}, finish_reason))
         if self.include_usage:
             usage_chunk = self._chunk({})
             usage_chunk["choices"] = []

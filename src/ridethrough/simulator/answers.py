@@ -19,14 +19,14 @@ from typing import Any, Literal
 import orjson
 
 __all__ = [
-    "Conversation",
-    "ToolSpec",
-    "ToolChoice",
-    "ToolCall",
     "Answer",
+    "Conversation",
+    "ToolCall",
+    "ToolChoice",
+    "ToolSpec",
     "compose_answer",
-    "example_for_schema",
     "estimate_tokens",
+    "example_for_schema",
     "split_tokens",
 ]
 

@@ -18,7 +18,7 @@ from .answers import Answer, Conversation, ToolChoice, ToolSpec, estimate_tokens
 from .ids import IdMint
 from .wire import Frame, FrameKind, WireError
 
-__all__ = ["AnthropicWire", "models_page", "count_tokens_body"]
+__all__ = ["AnthropicWire", "count_tokens_body", "models_page"]
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -225,7 +225,7 @@ class AnthropicWire:
 
     def response_headers(self, request_id: str, served: int, *,
                          limited: bool = False) -> dict[str, str]:
-        reset = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)).replace(microsecond=0)
+        reset = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).replace(microsecond=0)
         reset_s = reset.isoformat().replace("+00:00", "Z")
         requests_left = 0 if limited else max(_REQUESTS_LIMIT - 1 - served % _REQUESTS_LIMIT, 0)
         tokens_left = 0 if limited else _TOKENS_LIMIT - 1000

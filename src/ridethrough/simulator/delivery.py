@@ -13,8 +13,12 @@ STALL_MID_STREAM          200 + the first half of the JSON body, then nothing
 INBAND_ERROR_* (both)     200 whose JSON body is the provider's error object
 TRUNCATED                 200 + the first half of the JSON body, then a clean close (FIN)
 MALFORMED_JSON            200 with a complete but syntactically invalid JSON body
-SLOW_TOKENS               the normal body after ``tokens × token_delay_s``
+SLOW_TOKENS               the normal body after ``tokens × token_delay_s`` (default 0.2 s)
 ========================  ==========================================================
+
+A healthy JSON answer is also held back ``tokens × token_delay_s`` (the server's pacing),
+so a non-streaming call costs about as long as the stream it replaces. RESET, hangs and
+HTTP errors behave the same streamed or not.
 """
 
 from __future__ import annotations

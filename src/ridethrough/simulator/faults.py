@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FaultKind", "Fault", "FaultSwitch", "FORMATS"]
+__all__ = ["FORMATS", "Fault", "FaultKind", "FaultSwitch"]
 
 FORMATS = ("anthropic", "openai")
 
@@ -83,11 +83,8 @@ class Fault:
             raise ValueError("refuse: models/formats/rate/ramp_to cannot apply to a closed port")
 
     def applies_to(self, model: str | None, fmt: str) -> bool:
-        if self.formats is not None and fmt not in self.formats:
-            return False
-        if self.models is not None and model not in self.models:
-            return False
-        return True
+        format_hit = self.formats is None or fmt in self.formats
+        return format_hit and (self.models is None or model in self.models)
 
     def rate_at(self, elapsed_s: float) -> float:
         """The probability that a request is hit ``elapsed_s`` after the fault was set."""
@@ -106,7 +103,7 @@ class Fault:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fault:
         if not isinstance(d, dict):
-            raise ValueError("a fault is a JSON object")
+            raise TypeError("a fault is a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

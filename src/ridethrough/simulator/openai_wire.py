@@ -22,7 +22,7 @@ from .answers import Answer, Conversation, ToolChoice, ToolSpec, estimate_tokens
 from .ids import IdMint
 from .wire import Frame, FrameKind, WireError
 
-__all__ = ["OpenAIWire", "models_list", "embeddings_body", "FINISH_REASONS"]
+__all__ = ["FINISH_REASONS", "OpenAIWire", "embeddings_body", "models_list"]
 
 FINISH_REASONS = {
     "end_turn": "stop",

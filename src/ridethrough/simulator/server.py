@@ -33,7 +33,7 @@ from .ids import IdMint
 from .stats import RecordedRequest, SimStats
 from .wire import Wire, WireError
 
-__all__ = ["SimulatorServer", "run_simulator", "DEFAULT_MODELS"]
+__all__ = ["DEFAULT_MODELS", "SimulatorServer", "run_simulator"]
 
 DEFAULT_MODELS = [
     "claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-7",
@@ -46,6 +46,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SimulatorServer:
+    """Both provider APIs on one loopback port, plus an always-open admin port.
+
+    ``token_delay_s`` paces streamed tokens (and delays a JSON answer by tokens × delay);
+    ``api_key`` turns on key checking; ``models`` limits the served models (others get a
+    404); ``clock`` and ``seed`` drive fault rates and ramps, and the answers' wording.
+    """
+
     def __init__(
         self,
         name: str = "sim",
@@ -115,9 +122,13 @@ class SimulatorServer:
         assert self._admin_runner.server is not None
         self._admin_listener = await self._loop.create_server(
             self._admin_runner.server, sock=admin_sock)
-        self._reconcile_listener()
-        if self._opening is not None:
-            await self._opening
+        # Bind now even if a REFUSE is already set, so ``port`` is known (and stays fixed).
+        sock = _listen_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        if self._faults.refusing:
+            sock.close()
+        else:
+            await self._open_listener(sock)
 
     async def stop(self) -> None:
         if self._runner is None or self._stopping is None:
@@ -148,7 +159,7 @@ class SimulatorServer:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the starting thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the starting thread
                 failure.append(exc)
                 ready.set()
                 loop.close()
@@ -230,18 +241,19 @@ class SimulatorServer:
         if self._listener is None and self._opening is None:
             self._opening = self._loop.create_task(self._open_listener())
 
-    async def _open_listener(self) -> None:
+    async def _open_listener(self, sock: socket.socket | None = None) -> None:
         assert self._loop is not None and self._runner is not None
         try:
             for attempt in range(50):  # the port may linger briefly after a REFUSE
+                if sock is not None:
+                    break
                 try:
                     sock = _listen_socket(self.host, self.port)
-                    break
                 except OSError:
                     if attempt == 49:
                         raise
                     await asyncio.sleep(0.02)
-            self.port = sock.getsockname()[1]
+            assert sock is not None
             assert self._runner.server is not None
             self._listener = await self._loop.create_server(self._runner.server, sock=sock)
         finally:
@@ -379,7 +391,7 @@ class SimulatorServer:
     async def _admin_set_fault(self, request: web.Request) -> web.Response:
         try:
             fault = Fault.from_dict(orjson.loads(await request.read()))
-        except (ValueError, orjson.JSONDecodeError) as exc:
+        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
             return json_response({"error": str(exc)}, status=400, headers={})
         self._sparing = request.protocol
         try:
@@ -416,12 +428,12 @@ class SimulatorServer:
 class Exchange:
     """A validated request: its model, and how to render the answer (JSON or frames)."""
 
-    __slots__ = ("model", "body", "stream", "output_tokens")
+    __slots__ = ("body", "model", "output_tokens", "stream")
 
     def __init__(self, model: str | None, *, body: Callable[[], dict[str, Any]] | None = None,
                  stream: Callable[[], list[Any]] | None = None, output_tokens: int = 0) -> None:
         self.model = model
-        self.body = body or (lambda: {})
+        self.body = body or dict
         self.stream = stream
         self.output_tokens = output_tokens
 

@@ -9,13 +9,13 @@ everything here is guarded by a lock.
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["SimStats", "RecordedRequest"]
+__all__ = ["RecordedRequest", "SimStats"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .answers import Answer, Conversation
 
-__all__ = ["FrameKind", "Frame", "WireError", "Wire"]
+__all__ = ["Frame", "FrameKind", "Wire", "WireError"]
 
 
 class FrameKind(enum.Enum):

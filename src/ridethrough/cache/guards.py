@@ -1,0 +1,212 @@
+"""Guards that veto a semantic match the embedding similarity would allow.
+
+Cosine similarity measures topic, not meaning. With all-MiniLM-L6-v2, "Is aspirin safe during
+pregnancy?" and "Is aspirin not safe during pregnancy?" score 0.992 — above a true paraphrase
+("... safe to take while pregnant?", 0.948); "legal"/"illegal" 0.984; "Flights from Paris to
+London" and its reverse 0.997; orders #1234 and #1243 0.938. No threshold separates those, so
+a match must also pass checks that look at the words:
+
+* ``turns``        the conversation has the same length;
+* ``numbers``      the same numbers (digits and spelled-out cardinals), as a multiset;
+* ``negation``     the same negations (not, no, never, n't, without, nothing …);
+* ``quoted``       the same quoted strings and code spans, exactly;
+* ``literals``     the same URLs, e-mail addresses, paths and identifiers;
+* ``entities``     every capitalized / mixed-case word of one text occurs in the other;
+* ``word_order``   the same content words in another order ("Paris to London") is a new question;
+* ``substitution`` one or two content words swapped for others ("safe" -> "unsafe", "buy" ->
+  "sell") needs a second, much higher threshold: paraphrases differ by function words
+  ("How do I" / "How can I") or by more than a word or two, and then score lower.
+
+A miss costs one provider call (or, during an outage, a static answer); a wrong hit serves the
+answer to a different question. Every rule errs toward the miss.
+
+The stored side keeps only a :class:`Fingerprint`: truncated sha256 digests of the tokens, so the
+cache file holds no question text (see the no-secrets rule in ``store.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Fingerprint", "disagreement", "fingerprint"]
+
+STOPWORDS = frozenset(
+    # Articles, auxiliaries, modals, pronouns, filler: swapping them keeps the question.
+    # Deliberately absent: question words, prepositions of direction (to/from/before/after/
+    # for/with…), comparatives, and/or — changing those changes the question.
+    "a an the is are was were be been being am do does did done can could would will shall "
+    "may might i me my mine you your yours we us our ours it its this that these those there "
+    "here of about in on at by please kindly just some any".split()
+)
+NEGATIONS = frozenset(
+    "not no never without none nothing nobody nowhere neither nor cannot".split()
+)
+# Capitalized only because they open a sentence: not names.
+_COMMON_OPENERS = STOPWORDS | NEGATIONS | frozenset(
+    "what how why when where who whom whose which if and but or so then also hi hello hey "
+    "thanks thank tell give explain write list show describe summarize summarise translate "
+    "convert find make create help generate compare calculate define suggest recommend should "
+    "must let is are was were have has had yes ok okay sure for from to with as after before "
+    "again now today please could would any every each all many much more most".split()
+)
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+                      "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100",
+                      "thousand": "1000", "million": "1000000", "billion": "1000000000",
+                      "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5",
+                      "once": "1", "twice": "2", "half": "0.5", "dozen": "12"})
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+_CONTRACTIONS = [
+    (re.compile(r"\bcan't\b|\bcannot\b", re.I), "can not"),
+    (re.compile(r"\bwon't\b", re.I), "will not"),
+    (re.compile(r"\bshan't\b", re.I), "shall not"),
+    (re.compile(r"n't\b", re.I), " not"),
+    (re.compile(r"'(?:s|re|ve|ll|d|m)\b", re.I), ""),
+]
+_QUOTED = re.compile(
+    r'"([^"\n]{1,500})"|\u201c([^\u201d\n]{1,500})\u201d|(?<!\w)\'([^\'\n]{1,500})\'(?!\w)'
+    r"|`+([^`]{1,2000})`+"
+)
+_LITERAL = re.compile(
+    r"https?://\S+|www\.\S+"                    # URLs
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"              # e-mail addresses
+    r"|[\w.-]*[/\\][\w./\\-]*\w"                # paths, a/b
+    r"|\w*_\w+"                                # snake_case identifiers
+    r"|[A-Za-z_][\w-]+(?:\.[A-Za-z_][\w-]+)+"     # file.py, example.com (not "e.g.")
+)
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_WORD = re.compile(r"[^\W_]+")
+_SENTENCE_END = ".!?:;\n"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The checkable features of one question, as short digests (no plain text)."""
+
+    turns: int
+    content: tuple[str, ...]     # content words in order (numbers and literals included)
+    numbers: tuple[str, ...]     # sorted
+    negations: tuple[str, ...]   # sorted; closed-class words, kept plain
+    entities: tuple[str, ...]    # sorted, lowercased before hashing
+    quoted: tuple[str, ...]      # sorted
+    literals: tuple[str, ...]    # sorted
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        return cls(
+            turns=int(data["turns"]),
+            **{k: tuple(data[k]) for k in
+               ("content", "numbers", "negations", "entities", "quoted", "literals")},
+        )
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(b"ridethrough-guard:" + token.encode()).hexdigest()[:16]
+
+
+def _stem(word: str) -> str:
+    """Plural "s" only: "passwords" is "password"; anything cleverer merges real differences."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def fingerprint(text: str, turns: int) -> Fingerprint:
+    text = text.translate(_APOSTROPHES)
+    quoted = [" ".join(next(g for g in m.groups() if g is not None).split())
+              for m in _QUOTED.finditer(text)]
+    literals = [m.group(0).rstrip(".,;:!?)") for m in _LITERAL.finditer(text)]
+    rest = _LITERAL.sub(" \x00 ", text)  # a placeholder keeps literals' place in the order
+    for pattern, replacement in _CONTRACTIONS:
+        rest = pattern.sub(replacement, rest)
+    literal_iter = iter(literals)
+    content: list[str] = []
+    numbers: list[str] = []
+    negations: list[str] = []
+    entities: list[str] = []
+    for match in re.finditer(r"\x00|" + _NUMBER.pattern + "|" + _WORD.pattern, rest):
+        token = match.group(0)
+        if token == "\x00":
+            content.append(next(literal_iter, ""))
+            continue
+        if token[0].isdigit() and _NUMBER.fullmatch(token):
+            number = token.replace(",", "")
+            numbers.append(number)
+            content.append(number)
+            continue
+        lower = token.lower()
+        if lower in _NUMBER_WORDS:
+            numbers.append(_NUMBER_WORDS[lower])
+            content.append(_NUMBER_WORDS[lower])
+            continue
+        numbers.extend(re.findall(r"\d+", token))  # "A123", "3rd", "v2"
+        if lower in NEGATIONS:
+            negations.append("not" if lower == "cannot" else lower)
+        if _is_entity(token, rest, match.start()):
+            entities.append(lower)
+        if lower not in STOPWORDS:
+            content.append(_stem(lower))
+    return Fingerprint(
+        turns=turns,
+        content=tuple(_digest(t) for t in content),
+        numbers=tuple(sorted(_digest(n) for n in numbers)),
+        negations=tuple(sorted(negations)),
+        entities=tuple(sorted(_digest(_stem(e)) for e in entities)),
+        quoted=tuple(sorted(_digest(q) for q in quoted)),
+        literals=tuple(sorted(_digest(x) for x in literals)),
+    )
+
+
+def _is_entity(token: str, text: str, start: int) -> bool:
+    if token == "I" or not any(c.isupper() for c in token):
+        return False
+    lower = token.lower()
+    if lower in STOPWORDS:
+        return False
+    if any(c.isupper() for c in token[1:]):  # API, iPhone, McDonald
+        return len(token) > 1
+    before = text[:start].rstrip(" \t\"'(\u201c[")
+    opens_sentence = not before or before[-1] in _SENTENCE_END
+    return not opens_sentence or lower not in _COMMON_OPENERS
+
+
+def disagreement(
+    a: Fingerprint, b: Fingerprint, similarity: float, *, threshold: float, strict_threshold: float
+) -> str | None:
+    """Why ``b`` must not be served for ``a`` (a guard name), or ``None`` when it may."""
+    if similarity < threshold:
+        return "threshold"
+    if a.turns != b.turns:
+        return "turns"
+    if a.numbers != b.numbers:
+        return "numbers"
+    if a.negations != b.negations:
+        return "negation"
+    if a.quoted != b.quoted:
+        return "quoted"
+    if a.literals != b.literals:
+        return "literals"
+    a_words, b_words = set(a.content), set(b.content)
+    # Entities are checked against the other side's words, so "france" matches "France".
+    if not set(a.entities) <= b_words or not set(b.entities) <= a_words:
+        return "entities"
+    if a.content != b.content and Counter(a.content) == Counter(b.content):
+        return "word_order"
+    only_a, only_b = a_words - b_words, b_words - a_words
+    if only_a and only_b and max(len(only_a), len(only_b)) <= 2 and similarity < strict_threshold:
+        return "substitution"
+    return None

@@ -1,0 +1,82 @@
+"""The cache file's schema, as named migrations recorded in a table (after simonw/llm).
+
+A cache file outlives the process that wrote it, and several gateway versions may open it in
+turn; a named, recorded step per change lets a newer gateway upgrade an older file in place
+and never runs a step twice. Append new steps; never edit or reorder applied ones.
+
+What the schema holds is the no-secrets rule made concrete: a hash of the normalized request
+(never the request), the route, the scope (a gateway key's *name*), the response, its format,
+timestamps and sizes; for semantic entries an embedding and digests of the question's words.
+No column can hold a header, an API key or the question text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+__all__ = ["MIGRATIONS", "apply_migrations"]
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "m001_entries",
+        """
+        CREATE TABLE entries (
+            id         INTEGER PRIMARY KEY,
+            key        TEXT NOT NULL UNIQUE,   -- sha256 of route + scope + normalized request
+            route      TEXT NOT NULL,
+            scope      TEXT NOT NULL,          -- 'key:<name>', 'anonymous' or 'shared'
+            fmt        TEXT NOT NULL,          -- 'anthropic' | 'openai': the response's format
+            response   BLOB NOT NULL,          -- the final response object, JSON
+            stored_at  REAL NOT NULL,
+            expires_at REAL NOT NULL,          -- stored_at + ttl_s + stale_ttl_s: retention
+            last_used  REAL NOT NULL,          -- eviction order (least recently used first)
+            size       INTEGER NOT NULL        -- bytes counted against max_bytes
+        );
+        CREATE INDEX entries_last_used ON entries (last_used);
+        CREATE INDEX entries_expires_at ON entries (expires_at);
+        """,
+    ),
+    (
+        "m002_vectors",
+        """
+        CREATE TABLE vectors (
+            entry_id INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+            space    TEXT NOT NULL,            -- sha256 of route, scope, system, tools, history
+            model    TEXT NOT NULL,            -- vectors of different models never compare
+            vector   BLOB NOT NULL,            -- float32, L2-normalized
+            guard    BLOB NOT NULL             -- guards.Fingerprint as JSON (digests only)
+        );
+        CREATE INDEX vectors_space ON vectors (space, model);
+        """,
+    ),
+]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply the steps not yet recorded; return their names. ``conn`` is in autocommit mode."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it between our read and our lock.
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                         (name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

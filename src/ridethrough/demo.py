@@ -1,0 +1,312 @@
+"""`ridethrough demo`: an outage, ridden through, live in the terminal.
+
+Two simulated providers (an Anthropic-format primary, an OpenAI-format secondary) behind
+one gateway on a real socket; worker threads drive steady traffic with the official SDKs
+(both formats, streaming and not); the primary goes down the way Claude's API did on
+2025-03-07 (503s, then timeouts) and comes back. When the fallback tiers are enabled, both
+clouds then go down (stale cache for repeated questions, the local model for new ones) and
+the local model stops (static answer). Exit status 0 only if no client request failed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ridethrough.config import Config, parse_config
+from ridethrough.harness import GatewayThread
+from ridethrough.records import RequestRecord
+from ridethrough.simulator import Fault, FaultKind
+
+ROUTE = "claude-sonnet-4-5"
+REPEATED = [
+    "How do I reset my password?", "What are your opening hours?", "How do I cancel my order?",
+    "Do you ship to Canada?", "How can I change my delivery address?", "What is your refund policy?",
+]
+
+
+@dataclass
+class Phase:
+    name: str
+    story: str
+    seconds: float
+    enter: Callable[[DemoEnv], None]
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    failures: int = 0
+    served: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class DemoEnv:
+    def __init__(self, gw: GatewayThread, local_tier: bool) -> None:
+        self.gw = gw
+        self.local_tier = local_tier
+        self.primary = gw.gateway.providers["anthropic-sim"].server
+        self.secondary = gw.gateway.providers["openai-sim"].server
+        self.upstream_hits: Counter[str] = Counter()
+        gw.gateway.observers.append(self._observe)
+
+    def _observe(self, rec: RequestRecord) -> None:
+        for a in rec.attempts:
+            if not a.outcome.startswith("skipped:"):
+                self.upstream_hits[a.target.split("/")[0]] += 1
+
+
+def demo_config(local_tier: bool, fast: bool) -> Config:
+    targets: list[dict[str, Any]] = [
+        {"provider": "anthropic-sim", "model": "claude-sonnet-4-5"},
+        {"provider": "openai-sim", "model": "gpt-4.1"},
+    ]
+    providers: dict[str, Any] = {
+        "anthropic-sim": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0.004,
+                          "timeouts": {"connect": 1, "first_byte": 1.0, "first_token": 1.5,
+                                       "idle": 1.5, "total": 3}},
+        "openai-sim": {"kind": "simulated", "format": "openai", "token_delay_s": 0.004},
+    }
+    route: dict[str, Any] = {"targets": targets, "deadline_s": 20}
+    if local_tier:
+        providers["local"] = {"kind": "local", "max_queue": 16,
+                              "timeouts": {"first_token": 20, "idle": 10, "total": 30}}
+        targets.append({"provider": "local", "model": "smollm2-135m-instruct"})
+        route["cache"] = {"mode": "fallback-only", "ttl_s": 2 if fast else 5, "stale_ttl_s": 3600}
+        route["static_answer"] = ("Our assistant is briefly unavailable because of an outage at "
+                                  "our AI providers. Your question was noted; please retry soon.")
+    return parse_config({
+        "server": {"access_log": False},
+        "providers": providers,
+        "routes": {ROUTE: route},
+        "resilience": {"breaker": {"cooldown_s": 1.0 if fast else 2.0, "max_cooldown_s": 2.0 if fast else 4.0,
+                                   "consecutive_failures": 3}},
+    })
+
+
+def phases(fast: bool, local_tier: bool) -> list[Phase]:
+    k = 0.35 if fast else 1.0
+
+    def healthy(env: DemoEnv) -> None:
+        env.primary.clear_faults()
+        env.secondary.clear_faults()
+
+    def down_503(env: DemoEnv) -> None:
+        env.primary.set_fault(Fault(kind=FaultKind.HTTP_ERROR, status=503, rate=0.9))
+
+    def down_timeouts(env: DemoEnv) -> None:
+        env.primary.set_fault(Fault(kind=FaultKind.HANG_BEFORE_HEADERS))
+
+    out = [
+        Phase("healthy", "both providers up; the primary serves", 10 * k, healthy),
+        Phase("primary: 503s", "2025-03-07: 'Service Unavailable' from the primary", 12 * k, down_503),
+        Phase("primary: timeouts", "…then 'Connection Timed Out'", 10 * k, down_timeouts),
+        Phase("primary back", "the breaker half-opens, a probe succeeds, traffic returns", 10 * k, healthy),
+    ]
+    if local_tier:
+        def clouds_down(env: DemoEnv) -> None:
+            env.primary.set_fault(Fault(kind=FaultKind.REFUSE))
+            env.secondary.set_fault(Fault(kind=FaultKind.HTTP_ERROR, status=503))
+
+        def local_stopped(env: DemoEnv) -> None:
+            env.gw.gateway.board.force("local/smollm2-135m-instruct", "down")
+
+        def all_back(env: DemoEnv) -> None:
+            env.gw.gateway.board.force("local/smollm2-135m-instruct", None)
+            healthy(env)
+
+        out += [
+            Phase("both clouds down", "repeated questions → stale cache; new ones → local model",
+                  14 * k, clouds_down),
+            Phase("local model stopped", "nothing live left → the static answer", 6 * k, local_stopped),
+            Phase("all back", "clouds recover; live answers again", 8 * k, all_back),
+        ]
+    return out
+
+
+class Driver:
+    """Worker threads sending real SDK traffic; each outcome lands in the current tally."""
+
+    def __init__(self, url: str, tallies: dict[str, Tally], workers: int) -> None:
+        import anthropic
+        import openai
+
+        self.url = url
+        self.tallies = tallies
+        self.phase = ""
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.counter = itertools.count()
+        self.ac = anthropic.Anthropic(base_url=url, api_key="demo", max_retries=0, timeout=30)
+        self.oc = openai.OpenAI(base_url=url + "/v1", api_key="demo", max_retries=0, timeout=30)
+        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(workers)]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def _question(self, rng: random.Random) -> str:
+        if rng.random() < 0.7:
+            return rng.choice(REPEATED)
+        return f"Question {next(self.counter)}: what should I know about topic {rng.randint(1, 10**6)}?"
+
+    def _loop(self, worker: int) -> None:
+        rng = random.Random(worker)
+        for n in itertools.count():
+            if self.stop.is_set():
+                return
+            phase = self.phase
+            q = self._question(rng)
+            t0 = time.monotonic()
+            try:
+                served, text = self._one(n % 4, q)
+                ok = bool(text)
+                err = "" if ok else "empty answer"
+            except Exception as e:  # a client-visible failure is what the demo counts
+                served, ok, err = "-", False, f"{type(e).__name__}: {str(e)[:120]}"
+            ms = (time.monotonic() - t0) * 1000
+            with self.lock:
+                tally = self.tallies[phase]
+                tally.requests += 1
+                tally.served[served] += 1
+                tally.latencies.append(ms)
+                if not ok:
+                    tally.failures += 1
+                    tally.errors.append(err)
+            time.sleep(0.03)
+
+    def _one(self, mode: int, q: str) -> tuple[str, str]:
+        msgs = [{"role": "user", "content": q}]
+        if mode == 0:
+            raw = self.ac.messages.with_raw_response.create(model=ROUTE, max_tokens=48, messages=msgs)
+            return _served(raw.headers), raw.parse().content[0].text
+        if mode == 1:
+            with self.ac.messages.stream(model=ROUTE, max_tokens=48, messages=msgs) as s:
+                text = s.get_final_message().content[0].text
+                return _served(s.response.headers), text
+        if mode == 2:
+            raw = self.oc.chat.completions.with_raw_response.create(model=ROUTE, max_tokens=48, messages=msgs)
+            return _served(raw.headers), raw.parse().choices[0].message.content or ""
+        raw = self.oc.chat.completions.with_raw_response.create(model=ROUTE, max_tokens=48, messages=msgs,
+                                                                stream=True)
+        text = "".join((c.choices[0].delta.content or "") for c in raw.parse() if c.choices)
+        return _served(raw.headers), text
+
+
+def _served(headers: Any) -> str:
+    degraded = headers.get("x-ridethrough-degraded")
+    cache = headers.get("x-ridethrough-cache")
+    if cache:
+        return f"cache ({cache})"
+    if degraded == "static":
+        return "static answer"
+    target = headers.get("x-ridethrough-target", "?")
+    return target.split("/")[0]
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def _view(env: DemoEnv, plan: list[Phase], current: int, tallies: dict[str, Tally], left: float) -> Group:
+    ph = plan[current]
+    head = Text.assemble(("ridethrough demo  ", "bold"), (f"phase {current + 1}/{len(plan)}: ", "dim"),
+                         (ph.name, "bold cyan"), f" — {ph.story}  ({left:4.1f}s left)")
+    traffic = Table(title="served by (this phase)", expand=False)
+    traffic.add_column("who answered")
+    traffic.add_column("requests", justify="right")
+    t = tallies[ph.name]
+    for who, n in t.served.most_common():
+        traffic.add_row(who, str(n))
+    breakers = Table(title="breakers", expand=False)
+    for col in ("target", "state", "errors (window)"):
+        breakers.add_column(col)
+    for snap in env.gw.gateway.board.snapshot():
+        style = {"closed": "green", "open": "red", "half_open": "yellow"}[snap["state"]]
+        state = snap["state"] + (f" (forced {snap['forced']})" if snap["forced"] else "")
+        breakers.add_row(snap["target"], Text(state, style=style),
+                         f"{snap['window_error_rate']:.0%} of {snap['window_requests']}")
+    total = sum(x.requests for x in tallies.values())
+    failed = sum(x.failures for x in tallies.values())
+    status = Text(f"client requests: {total}   client failures: {failed}   "
+                  f"p50 {_pct(t.latencies, 0.5):.0f} ms  p99 {_pct(t.latencies, 0.99):.0f} ms",
+                  style="bold red" if failed else "bold green")
+    return Group(head, status, traffic, breakers)
+
+
+def _summary(plan: list[Phase], tallies: dict[str, Tally], env: DemoEnv) -> Table:
+    table = Table(title="ridethrough demo — summary")
+    for col in ("phase", "requests", "client failures", "served by", "p50 ms", "p99 ms"):
+        table.add_column(col, justify="right" if col.endswith(("ms", "requests", "failures")) else "left")
+    for ph in plan:
+        t = tallies[ph.name]
+        served = ", ".join(f"{k} {v}" for k, v in t.served.most_common())
+        table.add_row(ph.name, str(t.requests), str(t.failures), served,
+                      f"{_pct(t.latencies, 0.5):.0f}", f"{_pct(t.latencies, 0.99):.0f}")
+    return table
+
+
+def local_tier_available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    from ridethrough.providers.local_model import find_gguf
+
+    return find_gguf() is not None
+
+
+def run_demo(*, fast: bool = False, console: Console | None = None, workers: int = 4,
+             local_tier: bool | None = None) -> int:
+    console = console or Console()
+    local = local_tier_available() if local_tier is None else local_tier
+    plan = phases(fast, local)
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    with GatewayThread(demo_config(local, fast)) as gw:
+        env = DemoEnv(gw, local)
+        driver = Driver(gw.url, tallies, workers)
+        driver.phase = plan[0].name
+        driver.start()
+        try:
+            with Live(console=console, refresh_per_second=4, transient=False) as live:
+                for i, ph in enumerate(plan):
+                    ph.enter(env)
+                    driver.phase = ph.name
+                    end = time.monotonic() + ph.seconds
+                    while (left := end - time.monotonic()) > 0:
+                        live.update(_view(env, plan, i, tallies, left))
+                        time.sleep(0.25)
+        finally:
+            driver.join()
+        console.print(_summary(plan, tallies, env))
+        hits = ", ".join(f"{k}: {v}" for k, v in sorted(env.upstream_hits.items()))
+        console.print(f"upstream attempts per provider: {hits}")
+    failed = sum(t.failures for t in tallies.values())
+    total = sum(t.requests for t in tallies.values())
+    if failed:
+        console.print(f"[bold red]{failed} of {total} client requests failed[/]")
+        for err in sorted({e for t in tallies.values() for e in t.errors})[:10]:
+            console.print(f"  {err}")
+        return 1
+    console.print(f"[bold green]0 of {total} client requests failed[/] — the outage was ridden through.")
+    return 0

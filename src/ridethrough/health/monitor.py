@@ -1,0 +1,222 @@
+"""Passive health: every request record, folded into windows, minute buckets and statuses.
+
+The observer runs on the request path, so it only appends to a bounded queue (O(1), never
+raises, drops and counts when the queue is full). Everything else — samples, windows,
+buckets, status judgement, incident input — happens in ``tick``, called by the background
+loop once a second and by the status endpoints before they answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ridethrough.health.catalog import Catalog, Component
+from ridethrough.health.config import HealthConfig
+from ridethrough.health.incidents import IncidentEngine
+from ridethrough.health.samples import Sample, probe_sample, samples_of
+from ridethrough.health.stats import Bucket, empty_hist, hist_add
+from ridethrough.health.status import OPERATIONAL, group_status, judge_route, judge_target, severity
+from ridethrough.health.windows import Window, WindowStats
+from ridethrough.records import RequestRecord
+
+log = logging.getLogger("ridethrough.health")
+
+ComponentListener = Callable[[Component, str, str, list[str], float], None]
+MAX_PENDING_BUCKETS = 200_000  # unflushed (component, minute) buckets kept while the store is down
+
+
+def minute_of(ts: float) -> int:
+    return int(ts // 60) * 60
+
+
+@dataclass(slots=True)
+class ComponentState:
+    status: str = OPERATIONAL
+    since: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    stats: WindowStats = field(default_factory=WindowStats)
+
+
+@dataclass(slots=True)
+class Totals:
+    """Cumulative counters since start, for /metrics (Prometheus wants monotonic counters)."""
+
+    requests: dict[tuple[str, str, str], int] = field(default_factory=dict)   # route, outcome, tier
+    attempts: dict[tuple[str, str], int] = field(default_factory=dict)        # target, outcome
+    probes: dict[tuple[str, str], int] = field(default_factory=dict)
+    latency: dict[str, list[int]] = field(default_factory=dict)               # route → histogram
+    latency_sum: dict[str, float] = field(default_factory=dict)
+    ttft: dict[str, list[int]] = field(default_factory=dict)
+    ttft_sum: dict[str, float] = field(default_factory=dict)
+
+    def count(self, record: RequestRecord, samples: list[Sample]) -> None:
+        k = (record.route, record.outcome, record.tier)
+        self.requests[k] = self.requests.get(k, 0) + 1
+        for s in samples[1:] if record.route else samples:
+            ak = (s.component.removeprefix("target:"), s.outcome)
+            self.attempts[ak] = self.attempts.get(ak, 0) + 1
+        if record.route and record.outcome == "ok":
+            hist_add(self.latency.setdefault(record.route, empty_hist()), record.ms)
+            self.latency_sum[record.route] = self.latency_sum.get(record.route, 0.0) + record.ms
+            if record.ttft_ms is not None:
+                hist_add(self.ttft.setdefault(record.route, empty_hist()), record.ttft_ms)
+                self.ttft_sum[record.route] = self.ttft_sum.get(record.route, 0.0) + record.ttft_ms
+
+
+class HealthMonitor:
+    def __init__(self, catalog: Catalog, cfg: HealthConfig, clock: Callable[[], float],
+                 engine: IncidentEngine, *,
+                 breaker_of: Callable[[str], dict[str, Any] | None] = lambda key: None,
+                 unavailable_of: Callable[[str], str | None] = lambda provider: None) -> None:
+        self.catalog = catalog
+        self.cfg = cfg
+        self.clock = clock
+        self.engine = engine
+        self.breaker_of = breaker_of
+        self.unavailable_of = unavailable_of
+        self.windows: dict[str, Window] = {c.key: Window() for c in catalog.leaves()}
+        now = clock()
+        self.states: dict[str, ComponentState] = {
+            c.key: ComponentState(since=now) for c in catalog.leaves()}
+        self.pending: dict[tuple[str, int], Bucket] = {}
+        self.totals = Totals()
+        self.listeners: list[ComponentListener] = [engine.on_status]
+        self.dropped = 0
+        self._queue: deque[tuple[float, Any]] = deque()
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    def observe(self, record: RequestRecord) -> None:
+        """The gateway observer: O(1), never raises, never blocks."""
+        try:
+            if len(self._queue) >= self.cfg.queue_max:
+                self.dropped += 1
+                return
+            self._queue.append((self.clock(), record))
+        except Exception:  # noqa: BLE001 — the request must go on whatever happens here
+            self.dropped += 1
+
+    def observe_probe(self, target: str, outcome: str, ms: float) -> None:
+        self._queue.append((self.clock(), (target, outcome, ms)))
+
+    # -- the background side ----------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock()
+        records = self._drain()
+        self.evaluate(now)
+        for at, record in records:
+            self.engine.on_record(record, at)
+        self.engine.step(now)
+
+    def _drain(self) -> list[tuple[float, RequestRecord]]:
+        records: list[tuple[float, RequestRecord]] = []
+        q = self._queue
+        while q:
+            at, item = q.popleft()
+            if isinstance(item, RequestRecord):
+                samples = samples_of(item, self.catalog.first_target.get(item.route))
+                self.totals.count(item, samples)
+                records.append((at, item))
+            else:
+                target, outcome, ms = item
+                samples = [probe_sample(target, outcome, ms)]
+                pk = (target, samples[0].outcome)
+                self.totals.probes[pk] = self.totals.probes.get(pk, 0) + 1
+            for s in samples:
+                self._add(at, s)
+        return records
+
+    def _add(self, at: float, s: Sample) -> None:
+        window = self.windows.get(s.component)
+        if window is None:
+            return  # a route or target not in the config (e.g. an unknown model name)
+        window.add(at, s)
+        b = self._bucket(s.component, at)
+        b.count_outcome(s.outcome)
+        if not s.judged:
+            return
+        b.total += 1
+        if s.failed:
+            b.failed += 1
+            return
+        b.ok += 1
+        b.fallback += s.fallback
+        b.saved += s.saved
+        if s.ms is not None:
+            hist_add(b.latency, s.ms)
+            b.latency_sum_ms += s.ms
+        if s.ttft_ms is not None:
+            hist_add(b.ttft, s.ttft_ms)
+            b.ttft_sum_ms += s.ttft_ms
+            b.ttft_n += 1
+
+    def _bucket(self, component: str, at: float) -> Bucket:
+        key = (component, minute_of(at))
+        b = self.pending.get(key)
+        if b is None:
+            b = self.pending[key] = Bucket()
+        return b
+
+    def evaluate(self, now: float) -> None:
+        th = self.cfg.thresholds
+        for c in self.catalog.leaves():
+            st = self.windows[c.key].stats(now, th.window_s)
+            if c.kind == "route":
+                v = judge_route(st, th)
+            else:
+                assert c.target is not None and c.provider is not None
+                v = judge_target(st, th, self.breaker_of(c.target), self.unavailable_of(c.provider))
+            state = self.states[c.key]
+            state.stats, state.reasons = st, v.reasons
+            if severity(v.status) > 0:
+                b = self._bucket(c.key, now)
+                b.worst = max(b.worst, severity(v.status))
+            if v.status != state.status:
+                old, state.status, state.since = state.status, v.status, now
+                log.info("component %s: %s → %s (%s)", c.name, old, v.status, "; ".join(v.reasons))
+                for listener in self.listeners:
+                    try:
+                        listener(c, old, v.status, v.reasons, now)
+                    except Exception:
+                        log.exception("component listener failed")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def status_of(self, key: str) -> str:
+        c = self.catalog.components.get(key)
+        if c is None:
+            return OPERATIONAL
+        if c.is_group:
+            return group_status(self.status_of(ch.key) for ch in self.catalog.children(key))
+        return self.states[key].status
+
+    def since_of(self, key: str) -> float:
+        c = self.catalog.components.get(key)
+        if c is not None and c.is_group:
+            return max((self.since_of(ch.key) for ch in self.catalog.children(key)),
+                       default=self.catalog.created_at)
+        state = self.states.get(key)
+        return state.since if state else self.catalog.created_at
+
+    # -- the store's side ------------------------------------------------------------------
+
+    def take_pending(self) -> dict[tuple[str, int], Bucket]:
+        taken, self.pending = self.pending, {}
+        return taken
+
+    def restore_pending(self, taken: dict[tuple[str, int], Bucket]) -> None:
+        """A failed write: merge the deltas back, oldest dropped beyond the cap."""
+        for key, b in taken.items():
+            mine = self.pending.get(key)
+            if mine is None:
+                self.pending[key] = b
+            else:
+                mine.merge(b)
+        if len(self.pending) > MAX_PENDING_BUCKETS:
+            for key in sorted(self.pending, key=lambda k: k[1])[: len(self.pending) - MAX_PENDING_BUCKETS]:
+                del self.pending[key]

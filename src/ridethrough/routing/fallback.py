@@ -1,0 +1,132 @@
+"""The tiers past the live targets: cached answers, then a clear static answer.
+
+Order of a route's plan: live targets (clouds, then the local model, which is an ordinary
+target) → exact cache, stale allowed → semantic cache → the route's static answer. With
+cache mode ``always`` a fresh exact hit is served *before* the live targets. Every cache
+call runs on one worker thread so SQLite and the embedding model never block the loop, and
+a cache that fails answers "miss" (the resilience layer must never be the outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ridethrough.routing.request import InboundRequest
+
+log = logging.getLogger("ridethrough.fallback")
+
+
+@dataclass(slots=True)
+class FallbackResult:
+    """An answer that did not come from a live target, already in the client's format."""
+
+    obj: dict[str, Any]
+    tier: str                         # "cache" | "stale" | "semantic" | "static"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def served_by(self) -> str:
+        return "static" if self.tier == "static" else "cache"
+
+
+def static_answer(fmt: str, text: str, route: str) -> dict[str, Any]:
+    if fmt == "anthropic":
+        return {"id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
+                "content": [{"type": "text", "text": text}], "model": route,
+                "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0}}
+    return {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
+            "created": int(time.time()), "model": route,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+
+class Tiers:
+    def __init__(self, cache: Any | None, wall_clock: Callable[[], float] = time.time) -> None:
+        self.cache = cache
+        self.wall_clock = wall_clock
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ridethrough-cache")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self.cache is not None:
+            self.cache.close()
+
+    def _usable(self, req: InboundRequest) -> bool:
+        return self.cache is not None and req.route.cache.mode != "off" and not req.no_store
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kw))
+        except Exception:  # the cache itself swallows its errors; this is a last guard
+            log.exception("cache call failed")
+            return None
+
+    async def before_live(self, req: InboundRequest) -> FallbackResult | None:
+        """Cache mode ``always``: a fresh exact hit is served without asking a provider."""
+        if not self._usable(req) or req.route.cache.mode != "always":
+            return None
+        entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
+                                 req.body, req.key_id, allow_stale=False,
+                                 default_max_tokens=req.route.default_max_tokens)
+        if entry is None and req.route.semantic_cache.enabled and req.route.semantic_cache.mode == "always":
+            entry = await self._semantic(req, allow_stale=False)
+        return self._from_entry(req, entry) if entry is not None else None
+
+    async def after_failure(self, req: InboundRequest) -> FallbackResult | None:
+        """Every live target failed: stale exact hit, then semantic, then the static answer."""
+        if self._usable(req):
+            entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
+                                     req.body, req.key_id, allow_stale=True,
+                                     default_max_tokens=req.route.default_max_tokens)
+            if entry is None and req.route.semantic_cache.enabled:
+                entry = await self._semantic(req, allow_stale=True)
+            if entry is not None:
+                return self._from_entry(req, entry)
+        if req.route.static_answer:
+            return FallbackResult(static_answer(req.format, req.route.static_answer, req.route_name),
+                                  "static", {"x-ridethrough-degraded": "static"})
+        return None
+
+    async def _semantic(self, req: InboundRequest, allow_stale: bool) -> Any:
+        return await self._call(self.cache.lookup_semantic, req.route_name, req.route.semantic_cache,
+                                req.route.cache, req.format, req.body, req.key_id,
+                                allow_stale=allow_stale, default_max_tokens=req.route.default_max_tokens)
+
+    def _from_entry(self, req: InboundRequest, entry: Any) -> FallbackResult:
+        from ridethrough.protocols.synthesize import with_fresh_ids
+
+        obj = with_fresh_ids(entry.in_format(req.format), req.format)
+        age = int(entry.age(self.wall_clock()))
+        if entry.kind == "semantic":
+            tier, state = "semantic", "semantic"
+        else:
+            tier, state = ("stale", "stale") if entry.stale else ("cache", "hit")
+        headers = {"x-ridethrough-cache": state, "age": str(age)}
+        if entry.similarity is not None:
+            headers["x-ridethrough-cache-similarity"] = f"{entry.similarity:.3f}"
+        if tier != "cache":
+            headers["x-ridethrough-degraded"] = tier
+        return FallbackResult(obj, tier, headers)
+
+    def remember(self, req: InboundRequest, response: dict[str, Any] | None) -> None:
+        """Store a successful live answer (off the hot path, on the cache thread)."""
+        if response is None or not self._usable(req):
+            return
+        self._pool.submit(self._store, req, response)
+
+    def _store(self, req: InboundRequest, response: dict[str, Any]) -> None:
+        try:
+            self.cache.store(req.route_name, req.route.cache, req.format, req.body, req.key_id,
+                             response, req.format)
+        except Exception:
+            log.exception("cache store failed")

@@ -1,0 +1,67 @@
+"""Named schema migrations, each applied once and recorded in ``_migrations``.
+
+The simonw/llm way: a migration is a name and some SQL, appended to the list, never edited
+after release. A database written by an older ridethrough is brought forward at open; one
+written by a newer one keeps working as long as it only added tables and columns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("001_health_buckets", """
+        CREATE TABLE buckets (
+            resolution TEXT NOT NULL,          -- minute | hour | day
+            start INTEGER NOT NULL,            -- unix seconds, aligned to the resolution
+            component TEXT NOT NULL,           -- catalog key: route:<name>, target:<p>/<m>
+            total INTEGER NOT NULL, ok INTEGER NOT NULL, failed INTEGER NOT NULL,
+            fallback INTEGER NOT NULL, saved INTEGER NOT NULL, worst INTEGER NOT NULL,
+            latency_sum_ms REAL NOT NULL, ttft_sum_ms REAL NOT NULL, ttft_n INTEGER NOT NULL,
+            outcomes TEXT NOT NULL,            -- JSON {outcome: count}
+            latency TEXT NOT NULL,             -- JSON histogram (stats.LATENCY_BOUNDS_MS)
+            ttft TEXT NOT NULL,
+            PRIMARY KEY (resolution, component, start)
+        );
+        CREATE INDEX buckets_by_time ON buckets (resolution, start);
+    """),
+    ("002_incidents", """
+        CREATE TABLE incidents (
+            id TEXT PRIMARY KEY,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            resolved_at REAL,
+            data TEXT NOT NULL                 -- JSON of the whole incident with its updates
+        );
+        CREATE INDEX incidents_by_created ON incidents (created_at);
+    """),
+    ("003_meta", """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        with conn:
+            conn.execute("BEGIN")
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                         (name, time.time()))
+        applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
