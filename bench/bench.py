@@ -31,7 +31,7 @@ import client  # noqa: E402
 import gateways as G  # noqa: E402
 import measure  # noqa: E402
 import outage  # noqa: E402
-import profile as prof  # noqa: E402
+import hotpath as prof  # noqa: E402
 import report  # noqa: E402
 
 SYSTEMS = ("direct", "ridethrough", "litellm", "portkey")
@@ -246,13 +246,14 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
                   "(its streams fail on Node 20 otherwise, issue #1389), and bound to 127.0.0.1."],
     }
     t_start = time.monotonic()
+    result["loadavg_start"] = G.loadavg()
     mock = G.start_mock(run_dir, measure.PYTHON, **STREAM_PACING)
     systems: dict[str, G.Gateway] = {}
     try:
         if "matrix" in args.sections or "extras" in args.sections or "profile" in args.sections:
             systems = start_systems(args.systems, mock, run_dir)
             log("warming up")
-            warm_up(systems, run_dir, 1.5)
+            warm_up(systems, run_dir, 1.0)
         if "matrix" in args.sections:
             result["matrix"] = run_matrix(systems, mock, run_dir,
                                           concurrencies=args.concurrency, duration=args.duration)
@@ -288,6 +289,7 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
                     result["outage"].append(r)
     finally:
         mock.proc.stop()
+    result["loadavg_end"] = G.loadavg()
     result["seconds"] = round(time.monotonic() - t_start, 1)
     result["run_dir"] = str(run_dir)
     return result

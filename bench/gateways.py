@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -200,7 +201,7 @@ def direct(mock: Mock) -> Gateway:
 def ridethrough_config(mock: Mock, data_dir: Path, *, cache: str | None = None) -> str:
     t = ATTEMPT_TIMEOUT_S
     timeouts = f"{{connect: {t}, first_byte: {t}, first_token: {t}, idle: {t}, total: {t}}}"
-    cache_line = f", cache: {{mode: {cache}}}" if cache else ""
+    cache_line = f", cache: {{mode: \"{cache}\"}}" if cache else ""
     admin_hash = __import__("hashlib").sha256(ADMIN_KEY.encode()).hexdigest()
     return f"""\
 # Written by bench/gateways.py for one benchmark run.
@@ -220,16 +221,19 @@ routes:
 
 
 def start_ridethrough(mock: Mock, run_dir: Path, *, cache: str | None = None,
-                      name: str = "ridethrough") -> Gateway:
+                      name: str = "ridethrough", src: Path | None = None) -> Gateway:
+    """``src``: run ridethrough from another source tree (a scratch copy with a change to
+    measure) instead of the installed one; it goes first on PYTHONPATH."""
     data = run_dir / f"{name}-data"
     data.mkdir(exist_ok=True)
     cfg = run_dir / f"{name}.yaml"
     cfg.write_text(ridethrough_config(mock, data, cache=cache))
     port = free_port()
-    exe = ROOT / ".venv" / "bin" / "ridethrough"
-    proc = spawn(name, [str(exe), "serve", "--config", str(cfg), "--host", "127.0.0.1",
+    exe = ROOT / ".venv" / "bin" / "python"
+    py = str(exe) if exe.exists() else sys.executable
+    proc = spawn(name, [py, "-m", "ridethrough", "serve", "--config", str(cfg), "--host", "127.0.0.1",
                         "--port", str(port)], run_dir,
-                 env={"BENCH_KEY": "bench"})
+                 env={"BENCH_KEY": "bench", **({"PYTHONPATH": str(src)} if src else {})})
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, 30)
     return Gateway(name, port, proc, dict(CLIENT_HEADERS))
 
@@ -393,3 +397,11 @@ def machine() -> dict[str, str]:
         pass
     return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram_gib": f"{mem_kb / 1024 / 1024:.1f}",
             "kernel": os.uname().release}
+
+
+def loadavg() -> str:
+    """1/5/15-minute load averages: other work on the machine shows up here."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"

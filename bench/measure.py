@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ from pathlib import Path
 from gateways import BENCH, ROOT, Gateway, Proc, body
 
 WRK_LUA = BENCH / "wrk" / "post.lua"
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
+# The project's venv when there is one (it has uvloop); else whatever runs us (tests, CI).
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() \
+    else sys.executable
 
 
 class RssSampler:
@@ -62,7 +65,7 @@ def write_inputs(run_dir: Path, gw: Gateway, fmt: str, stream: bool) -> tuple[Pa
 def wrk_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_dir: Path,
              timeout_s: float = 10.0) -> dict:
     b, h = write_inputs(run_dir, gw, fmt, False)
-    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", f"--timeout={timeout_s:g}s",
+    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s", f"--timeout={timeout_s:g}s",
             "-s", str(WRK_LUA), gw.url(fmt)]
     with RssSampler(gw.proc) as rss:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30,

@@ -25,6 +25,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
   exit 0
 fi
 
+# Debian's chromium for the status-page browser test (Playwright drives it; no download).
+bash scripts/install-browser.sh
+
 mkdir -p "$WHEELS"
 if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   echo "setup: building llama-cpp-python $LLAMA_VERSION once into $WHEELS (a few minutes)"

@@ -11,6 +11,7 @@ simulators' own request counters, never on durations.
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,10 @@ from ridethrough.config import Config, parse_config
 from ridethrough.harness import GatewayThread
 
 # Per-target timeouts for the tests: the simulator answers in a few ms when unloaded, so
-# these are still >= 10x its latency while keeping a hung target from slowing the suite.
-FAST_TIMEOUTS = {"connect": 1, "first_byte": 1, "first_token": 1, "idle": 1, "total": 2}
+# these are still >= 50x its latency, while a hung target costs the suite only 0.5-1 s.
+FAST_TIMEOUTS = {"connect": 1, "first_byte": 0.5, "first_token": 0.5, "idle": 0.5, "total": 1}
 
-# route -> (primary provider, secondary provider). The primaries pace their tokens a little
-# (2 ms) so a fault "after the first token" really reaches the client after the commit point.
+# route -> (primary provider, secondary provider).
 ROUTES = {
     "claude-first": ("a_primary", "o_backup"),   # Anthropic-format primary, OpenAI-format backup
     "gpt-first": ("o_primary", "a_backup"),      # the reverse
@@ -36,7 +36,6 @@ MODELS = {"a_primary": "claude-sonnet-4-6", "a_backup": "claude-sonnet-4-6",
           "o_primary": "gpt-4o", "o_backup": "gpt-4o"}
 FORMATS = {"a_primary": "anthropic", "a_backup": "anthropic",
            "o_primary": "openai", "o_backup": "openai"}
-PRIMARY_TOKEN_DELAY_S = 0.002
 
 
 def target_key(provider: str) -> str:
@@ -53,14 +52,15 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def two_route_config(**overrides: Any) -> Config:
+def two_route_config(*, primary_token_delay_s: float = 0.0, **overrides: Any) -> Config:
     """The standard topology; ``overrides`` deep-merge into the raw config mapping
-    (e.g. ``resilience={"breaker": {"consecutive_failures": 3}}``)."""
+    (e.g. ``resilience={"breaker": {"consecutive_failures": 3}}``). Pacing the primaries'
+    tokens makes a fault "after the first token" reliably land after the commit point."""
     providers = {}
     for name in MODELS:
         providers[name] = {
             "kind": "simulated", "format": FORMATS[name],
-            "token_delay_s": PRIMARY_TOKEN_DELAY_S if name.endswith("primary") else 0.0,
+            "token_delay_s": primary_token_delay_s if name.endswith("primary") else 0.0,
             "timeouts": dict(FAST_TIMEOUTS),
         }
     raw: dict[str, Any] = {
@@ -107,13 +107,26 @@ def _error_type(sdk: str, e: Exception) -> str | None:
     return body.get("type")
 
 
+_CLIENTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
 def client(sdk: str, url: str, *, max_retries: int = 0, timeout: float | None = None) -> Any:
+    """An official SDK client for a gateway (a few are kept: building one costs ~50 ms)."""
+    key = (sdk, url, max_retries, timeout)
+    if key in _CLIENTS:
+        _CLIENTS.move_to_end(key)
+        return _CLIENTS[key]
     kw: dict[str, Any] = {"api_key": "client-key", "max_retries": max_retries}
     if timeout is not None:
         kw["timeout"] = timeout
     if sdk == "anthropic":
-        return anthropic.Anthropic(base_url=url, **kw)
-    return openai.OpenAI(base_url=url + "/v1", **kw)
+        c: Any = anthropic.Anthropic(base_url=url, **kw)
+    else:
+        c = openai.OpenAI(base_url=url + "/v1", **kw)
+    _CLIENTS[key] = c
+    while len(_CLIENTS) > 8:
+        _CLIENTS.popitem(last=False)[1].close()
+    return c
 
 
 def ask(sdk: str, url: str, route: str, prompt: str, *, stream: bool, max_retries: int = 0,
@@ -138,7 +151,7 @@ def ask(sdk: str, url: str, route: str, prompt: str, *, stream: bool, max_retrie
                         seen.finished = seen.stop_reason is not None
             else:
                 msg = raw.parse()
-                seen.text = "".join(b.text for b in msg.content if b.type == "text")
+                seen.text = "".join(b.text for b in msg.content or [] if b.type == "text")
                 seen.stop_reason = msg.stop_reason
                 seen.finished = msg.stop_reason is not None
         else:

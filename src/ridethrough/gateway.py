@@ -114,6 +114,7 @@ class Gateway:
             await p.start()
             if p.unavailable_reason:
                 log.warning("provider %s is unavailable: %s", p.name, p.unavailable_reason)
+        self.tiers.warm()
         for hook in self.on_start:
             await hook()
         self.ready = True

@@ -217,3 +217,25 @@ def test_capability_aware_planning_records_skips(tmp_path):
         assert r.status_code == 400
         assert r.json()["error"]["code"] == "no_target_can_serve"
         assert "capability:tools" in r.json()["error"]["message"]
+
+
+def test_semantic_tier_serves_paraphrase_but_not_negation(tmp_path, monkeypatch):
+    monkeypatch.setenv("RT_TIER_TEST_KEY", PROVIDER_SECRET)
+    cfg = config(tmp_path, static_answer=STATIC, semantic_cache={"enabled": True, "threshold": 0.9})
+    with GatewayThread(cfg) as g:
+        ac, oc = clients(g)
+        live = ac.messages.create(model="support-bot", max_tokens=64,
+                                  messages=[{"role": "user", "content": "How do I reset my password?"}])
+        flush_cache(g)
+        clouds(g, down=True)
+        raw = oc.chat.completions.with_raw_response.create(
+            model="support-bot", max_tokens=64,
+            messages=[{"role": "user", "content": "How can I reset my password?"}])
+        assert raw.headers["x-ridethrough-cache"] == "semantic"
+        assert float(raw.headers["x-ridethrough-cache-similarity"]) >= 0.9
+        assert raw.parse().choices[0].message.content == live.content[0].text
+        raw = ac.messages.with_raw_response.create(
+            model="support-bot", max_tokens=64,
+            messages=[{"role": "user", "content": "How do I not reset my password?"}])
+        assert raw.headers.get("x-ridethrough-cache") is None
+        assert raw.headers["x-ridethrough-degraded"] == "static"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ridethrough.harness import GatewayThread
 from ridethrough.routing.clock import FakeClock
 from ridethrough.simulator import Fault, FaultKind, SimulatorServer
 
@@ -73,7 +74,9 @@ CASES: dict[str, Case] = {
     "truncated": Case(lambda: Fault(FaultKind.TRUNCATED, after_tokens=8), FAILOVER, "api_error", 1),
     "malformed_json": Case(lambda: Fault(FaultKind.MALFORMED_JSON, after_tokens=8),
                            FAILOVER, "api_error", 1),
-    "slow_tokens": Case(lambda: Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.01), PRIMARY, PRIMARY, 1),
+    # 5 ms per token, where the healthy simulators send them back to back: slower, yet inside
+    # every timeout, so it is served by the primary, not failed over.
+    "slow_tokens": Case(lambda: Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.005), PRIMARY, PRIMARY, 1),
 }
 
 
@@ -82,14 +85,22 @@ def test_the_matrix_covers_every_simulator_fault():
     assert covered == set(FaultKind)
 
 
+# Breakers effectively off: each case must meet its fault, not a breaker opened by the cases
+# before it (breakers have their own tests).
+NO_BREAKER = {"breaker": {"consecutive_failures": 1000, "min_requests": 1000}}
+
+
 @pytest.fixture(scope="module")
 def matrix_gw(resilience_kit):
-    # Breakers effectively off: each case must meet its fault, not a breaker opened by the
-    # cases before it (breakers have their own tests).
-    cfg = resilience_kit.config(resilience={"breaker": {"consecutive_failures": 1000,
-                                                        "min_requests": 1000}})
-    from ridethrough.harness import GatewayThread
+    with GatewayThread(resilience_kit.config(resilience=NO_BREAKER)) as gt:
+        yield gt
 
+
+@pytest.fixture(scope="module")
+def paced_gw(resilience_kit):
+    """Primaries sending a token every 10 ms: the first token reaches the gateway well before
+    a fault set "after 8 tokens", so that fault is met after the commit point, every time."""
+    cfg = resilience_kit.config(resilience=NO_BREAKER, primary_token_delay_s=0.01)
     with GatewayThread(cfg) as gt:
         yield gt
 
@@ -104,9 +115,12 @@ def gt(matrix_gw, resilience_kit):
 @pytest.mark.parametrize("fault_name", list(CASES))
 @MODES
 @COMBOS
-def test_single_fault(gt, resilience_kit, sdk, route, stream, fault_name):
+def test_single_fault(request, resilience_kit, sdk, route, stream, fault_name):
     kit = resilience_kit
     case = CASES[fault_name]
+    expected = case.expected(stream)
+    gt = request.getfixturevalue("paced_gw" if expected not in (FAILOVER, PRIMARY) else "matrix_gw")
+    kit.reset_sims(gt)
     primary, secondary = kit.ROUTES[route]
     p_sim, s_sim = kit.sim(gt, primary), kit.sim(gt, secondary)
     p_sim.set_fault(case.make())
@@ -114,7 +128,6 @@ def test_single_fault(gt, resilience_kit, sdk, route, stream, fault_name):
 
     seen = kit.ask(sdk, gt.url, route, prompt, stream=stream)
 
-    expected = case.expected(stream)
     if expected == FAILOVER:
         assert kit.answered_by(seen, secondary, prompt), seen
         assert s_sim.stats.total == 1

@@ -117,7 +117,10 @@ def test_failed_probe_reopens_with_a_doubled_cooldown(resilience_kit, start_gate
 def test_half_open_lets_exactly_one_probe_through(resilience_kit, start_gateway, fake):
     """While the (slow) probe is in flight, concurrent requests go elsewhere."""
     kit = resilience_kit
-    gt = start_gateway(_breaker_cfg(kit), clock=fake, sleep=fake.sleep)
+    roomy = {"first_byte": 10, "first_token": 10, "idle": 10, "total": 10}  # slow, not hung
+    cfg = kit.config(providers={"a_primary": {"timeouts": roomy}},
+                     resilience={"breaker": {"consecutive_failures": 3, "cooldown_s": 15}})
+    gt = start_gateway(cfg, clock=fake, sleep=fake.sleep)
     primary, secondary = kit.ROUTES[ROUTE]
     p_sim, s_sim = kit.sim(gt, primary), kit.sim(gt, secondary)
     breaker = gt.gateway.board.get(kit.target_key(primary))
@@ -126,7 +129,7 @@ def test_half_open_lets_exactly_one_probe_through(resilience_kit, start_gateway,
         kit.ask("openai", gt.url, ROUTE, "trip", stream=False)
     p_sim.stats.reset()
     s_sim.stats.reset()
-    p_sim.set_fault(Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.02))
+    p_sim.set_fault(Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.01))
     fake.advance(16)
 
     results = {}

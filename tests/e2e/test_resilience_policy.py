@@ -49,9 +49,10 @@ def _all_failed_shape(sdk: str, seen) -> list[dict]:
 @MODES
 @BOTH
 def test_deadline_holds_when_every_target_hangs(resilience_kit, start_gateway, sdk, stream):
-    """Targets that would each wait 30 s: the SDK's own timeout (3 s, sent as
-    x-stainless-timeout / -read-timeout) sets the deadline, and the client gets
-    ridethrough's error before its own timeout fires — and does not retry it."""
+    """Targets that would each wait 30 s: the SDK's own timeout (2 s, sent as
+    x-stainless-timeout / -read-timeout) sets the deadline (1 s: the timeout less the 1 s
+    margin, but at least half of it), and the client gets ridethrough's error before its
+    own timeout fires — and does not retry it."""
     kit = resilience_kit
     slow = {"connect": 5, "first_byte": 30, "first_token": 30, "idle": 30, "total": 30}
     cfg = kit.config(providers={name: {"timeouts": slow} for name in
@@ -62,7 +63,7 @@ def test_deadline_holds_when_every_target_hangs(resilience_kit, start_gateway, s
     for name in (primary, secondary):
         kit.sim(gt, name).set_fault(Fault(FaultKind.HANG_BEFORE_HEADERS))
 
-    seen = kit.ask(sdk, gt.url, route, "deadline", stream=stream, max_retries=2, timeout=3.0)
+    seen = kit.ask(sdk, gt.url, route, "deadline", stream=stream, max_retries=2, timeout=2.0)
 
     assert not isinstance(seen.error, (anthropic.APITimeoutError, openai.APITimeoutError)), seen
     attempts = _all_failed_shape(sdk, seen)
@@ -142,6 +143,21 @@ def test_a_400_after_translation_is_ours_and_fails_over(resilience_kit, start_ga
     assert kit.sim(gt, primary).stats.total == 1
 
 
+@BOTH
+def test_a_200_carrying_an_error_is_failed_over_not_relayed(resilience_kit, start_gateway, sdk):
+    """An upstream that answers 200 with an invalid_request_error body is misbehaving; the
+    client must not receive that body as if its own request were wrong (with status 200)."""
+    kit = resilience_kit
+    gt = start_gateway(kit.config())
+    route = SAME_FORMAT_ROUTE[sdk]
+    primary, secondary = kit.ROUTES[route]
+    kit.sim(gt, primary).set_fault(Fault(FaultKind.INBAND_ERROR_BEFORE_FIRST_TOKEN,
+                                         error_type="invalid_request_error"))
+    seen = kit.ask(sdk, gt.url, route, "odd 200", stream=False)
+    assert kit.answered_by(seen, secondary, "odd 200"), seen
+    assert "malformed_response" in seen.headers["x-ridethrough-fallback-reason"]
+
+
 # -- local saturation ------------------------------------------------------------------------
 
 
@@ -152,11 +168,13 @@ def test_local_saturation_fails_over_and_leaves_the_primary_breaker_closed(
     kit = resilience_kit
     route = "claude-first"
     primary, secondary = kit.ROUTES[route]
-    cfg = kit.config(providers={primary: {"max_concurrency": 1, "pool_timeout": 0.05}},
+    roomy = {"first_byte": 10, "first_token": 10, "idle": 10, "total": 10}  # slow, not hung
+    cfg = kit.config(providers={primary: {"max_concurrency": 1, "pool_timeout": 0.05,
+                                          "timeouts": roomy}},
                      resilience={"breaker": {"consecutive_failures": 1}})
     gt = start_gateway(cfg)
     p_sim, s_sim = kit.sim(gt, primary), kit.sim(gt, secondary)
-    p_sim.set_fault(Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.02))
+    p_sim.set_fault(Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.01))
 
     results = {}
     first = threading.Thread(target=lambda: results.__setitem__(

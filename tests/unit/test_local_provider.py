@@ -22,7 +22,10 @@ from ridethrough.protocols.sse import SSEParser, encode_data
 from ridethrough.providers.base import UpstreamCall
 from ridethrough.providers.local import LocalProvider, LocalStream
 from ridethrough.providers.local_engine import (
-    SamplingParams, held_back, normalize_messages, utf8_boundary,
+    SamplingParams,
+    held_back,
+    normalize_messages,
+    utf8_boundary,
 )
 from ridethrough.providers.local_model import find_gguf
 from ridethrough.providers.local_wire import ChunkWriter, parse_request

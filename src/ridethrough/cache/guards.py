@@ -34,32 +34,32 @@ from typing import Any
 
 __all__ = ["Fingerprint", "disagreement", "fingerprint"]
 
-STOPWORDS = frozenset(
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS = _words(
     # Articles, auxiliaries, modals, pronouns, filler: swapping them keeps the question.
     # Deliberately absent: question words, prepositions of direction (to/from/before/after/
     # for/with…), comparatives, and/or — changing those changes the question.
     "a an the is are was were be been being am do does did done can could would will shall "
     "may might i me my mine you your yours we us our ours it its this that these those there "
-    "here of about in on at by please kindly just some any".split()
+    "here of about in on at by please kindly just some any"
 )
-NEGATIONS = frozenset(
-    "not no never without none nothing nobody nowhere neither nor cannot".split()
-)
+NEGATIONS = _words("not no never without none nothing nobody nowhere neither nor cannot")
 # Capitalized only because they open a sentence: not names.
-_COMMON_OPENERS = STOPWORDS | NEGATIONS | frozenset(
+_COMMON_OPENERS = STOPWORDS | NEGATIONS | _words(
     "what how why when where who whom whose which if and but or so then also hi hello hey "
     "thanks thank tell give explain write list show describe summarize summarise translate "
     "convert find make create help generate compare calculate define suggest recommend should "
-    "must let is are was were have has had yes ok okay sure for from to with as after before "
-    "again now today please could would any every each all many much more most".split()
+    "must let have has had yes ok okay sure for from to with as after before again now today "
+    "every each all many much more most"
 )
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
+_CARDINALS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_NUMBER_WORDS = {word: str(i) for i, word in enumerate(_CARDINALS.split())}
 _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
                       "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100",
                       "thousand": "1000", "million": "1000000", "billion": "1000000000",
@@ -68,11 +68,11 @@ _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _CONTRACTIONS = [
-    (re.compile(r"\bcan't\b|\bcannot\b", re.I), "can not"),
-    (re.compile(r"\bwon't\b", re.I), "will not"),
-    (re.compile(r"\bshan't\b", re.I), "shall not"),
-    (re.compile(r"n't\b", re.I), " not"),
-    (re.compile(r"'(?:s|re|ve|ll|d|m)\b", re.I), ""),
+    (re.compile(r"\bcan't\b|\bcannot\b", re.IGNORECASE), "can not"),
+    (re.compile(r"\bwon't\b", re.IGNORECASE), "will not"),
+    (re.compile(r"\bshan't\b", re.IGNORECASE), "shall not"),
+    (re.compile(r"n't\b", re.IGNORECASE), " not"),
+    (re.compile(r"'(?:s|re|ve|ll|d|m)\b", re.IGNORECASE), ""),
 ]
 _QUOTED = re.compile(
     r'"([^"\n]{1,500})"|\u201c([^\u201d\n]{1,500})\u201d|(?<!\w)\'([^\'\n]{1,500})\'(?!\w)'
@@ -87,6 +87,7 @@ _LITERAL = re.compile(
 )
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _WORD = re.compile(r"[^\W_]+")
+_TOKEN = re.compile("\x00|" + _NUMBER.pattern + "|" + _WORD.pattern)  # \x00: a literal's place
 _SENTENCE_END = ".!?:;\n"
 
 
@@ -109,8 +110,12 @@ class Fingerprint:
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
         return cls(
             turns=int(data["turns"]),
-            **{k: tuple(data[k]) for k in
-               ("content", "numbers", "negations", "entities", "quoted", "literals")},
+            content=tuple(data["content"]),
+            numbers=tuple(data["numbers"]),
+            negations=tuple(data["negations"]),
+            entities=tuple(data["entities"]),
+            quoted=tuple(data["quoted"]),
+            literals=tuple(data["literals"]),
         )
 
 
@@ -126,6 +131,7 @@ def _stem(word: str) -> str:
 
 
 def fingerprint(text: str, turns: int) -> Fingerprint:
+    """The features of ``text`` (the last user turn of a ``turns``-message conversation)."""
     text = text.translate(_APOSTROPHES)
     quoted = [" ".join(next(g for g in m.groups() if g is not None).split())
               for m in _QUOTED.finditer(text)]
@@ -138,7 +144,7 @@ def fingerprint(text: str, turns: int) -> Fingerprint:
     numbers: list[str] = []
     negations: list[str] = []
     entities: list[str] = []
-    for match in re.finditer(r"\x00|" + _NUMBER.pattern + "|" + _WORD.pattern, rest):
+    for match in _TOKEN.finditer(rest):
         token = match.group(0)
         if token == "\x00":
             content.append(next(literal_iter, ""))

@@ -33,7 +33,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             last_used  REAL NOT NULL,          -- eviction order (least recently used first)
             size       INTEGER NOT NULL        -- bytes counted against max_bytes
         );
-        CREATE INDEX entries_last_used ON entries (last_used);
+        CREATE INDEX entries_lru ON entries (last_used, size);  -- covers SUM(size), eviction
         CREATE INDEX entries_expires_at ON entries (expires_at);
         """,
     ),

@@ -17,6 +17,7 @@ the next store, so a lookup never waits on another process's write lock.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -79,7 +80,7 @@ class ResponseCache:
         self._closed = False
         self._next_sweep = float("-inf")
         self._touched: dict[int, float] = {}
-        self._expired: set[int] = set()
+        self._expired: dict[int, float] = {}  # id -> the stored_at found expired
         self._lock = threading.RLock()
         self._counts: Counter[str] = Counter()
         self._guarded("open", lambda db: None, None)  # fail early in the log, not in a request
@@ -134,8 +135,8 @@ class ResponseCache:
             if query is None or not self.semantic.eligible(query.text):
                 return None
             vector = self.semantic.embed(query.text)
-        except Exception as e:  # pragma: no cover - keys and embed never raise; belt and braces
-            self._record_failure("semantic lookup", e)
+        except Exception as e:  # noqa: BLE001 - keys and embed never raise; belt and braces
+            self._record_bad_input("semantic lookup", e)
             return None
         if vector is None:
             self._count("semantic_misses")
@@ -145,11 +146,17 @@ class ResponseCache:
         index = self.semantic
         candidates = self._guarded("semantic lookup", lambda db: db.candidates(
             query.space, index.model, now - window, index.max_candidates), None)
-        if not candidates:
-            self._count("semantic_misses")
-            return None
-        match = index.best_match(vector, fingerprint(query.text, query.turns), candidates,
-                                 scfg.threshold)
+        match = None
+        obj: dict[str, Any] = {}
+        if candidates:
+            try:
+                match = index.best_match(vector, fingerprint(query.text, query.turns),
+                                         candidates, scfg.threshold)
+                if match is not None:
+                    obj = orjson.loads(match[0].response)
+            except Exception as e:  # noqa: BLE001 - a damaged row costs a hit, not a request
+                self._record_bad_input("semantic lookup", e)
+                match = None
         if match is None:
             self._count("semantic_misses")
             return None
@@ -157,8 +164,8 @@ class ResponseCache:
         self._count("semantic_hits")
         with self._lock:
             self._touched[candidate.id] = now
-        return CacheEntry(orjson.loads(candidate.response), candidate.fmt, candidate.stored_at,
-                          "semantic", similarity, stale=now - candidate.stored_at > cfg.ttl_s)
+        return CacheEntry(obj, candidate.fmt, candidate.stored_at, "semantic", similarity,
+                          stale=now - candidate.stored_at > cfg.ttl_s)
 
     def store(
         self,
@@ -186,8 +193,8 @@ class ResponseCache:
             key = request_key(route, scope, canonical)
             payload = orjson.dumps(response)
             vector_row = self._vector_row(route, scope, canonical, semantic)
-        except Exception as e:  # pragma: no cover - a response orjson cannot encode
-            self._record_failure("store", e)
+        except Exception as e:  # noqa: BLE001 - e.g. a response orjson cannot encode
+            self._record_bad_input("store", e)
             return
         if len(payload) > self.max_bytes:
             return
@@ -238,7 +245,7 @@ class ResponseCache:
             if self._db is not None:
                 try:
                     self._flush_pending(self._db)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - closing must not raise either
                     self._record_failure("close", e)
                 self._drop_db()
             self._closed = True
@@ -256,7 +263,7 @@ class ResponseCache:
             return None
         age = now - row.stored_at
         if age > cfg.ttl_s + cfg.stale_ttl_s:
-            self._expired.add(row.id)  # deleted with the next write
+            self._expired[row.id] = row.stored_at  # deleted with the next write
             self._count("misses")
             return None
         stale = age > cfg.ttl_s
@@ -287,7 +294,7 @@ class ResponseCache:
     def _flush_pending(self, db: CacheDB) -> None:
         try:
             db.touch_and_forget(self._touched, self._expired)
-        except Exception as e:
+        except sqlite3.Error as e:
             if not is_contention(e):
                 raise
             return  # keep them for the next write; LRU order is a hint, not a promise
@@ -305,7 +312,7 @@ class ResponseCache:
                     return default  # backing off after a failed reopen
                 db.check_file()
                 result = fn(db)
-            except Exception as e:  # deliberately broad: see the module docstring
+            except Exception as e:  # noqa: BLE001 - deliberately broad: see the module docstring
                 self._record_failure(op, e)
                 return default
             if not self.healthy:
@@ -348,12 +355,17 @@ class ResponseCache:
             if not is_contention(exc) and self._db is not None:
                 self._drop_db()  # reopened (or recreated) by the next call
 
+    def _record_bad_input(self, op: str, exc: BaseException) -> None:
+        """A request or row we cannot handle: counted and logged, but the store is fine."""
+        self._count("errors")
+        log.debug("response cache skipped a %s: %s: %s", op, type(exc).__name__, exc)
+
     def _drop_db(self) -> None:
         db, self._db = self._db, None
         if db is not None:
             try:
                 db.close()
-            except Exception:
+            except sqlite3.Error:
                 pass  # closing a broken connection may fail too; it is gone either way
         self._touched.clear()
         self._expired.clear()

@@ -180,11 +180,12 @@ class CacheDB:
                     (entry_id, *vector),
                 )
 
-    def touch_and_forget(self, touched: dict[int, float], expired: set[int]) -> None:
+    def touch_and_forget(self, touched: dict[int, float], expired: dict[int, float]) -> None:
         """Record deferred LRU touches and delete entries found expired by lookups.
 
         Lookups only read (so they never wait on another process's write lock); what they
-        learned is written here, in one transaction, on the next write.
+        learned is written here, in one transaction, on the next write. An expired entry is
+        deleted only if nobody stored it again meanwhile (``expired``: id -> stored_at seen).
         """
         if not touched and not expired:
             return
@@ -193,7 +194,8 @@ class CacheDB:
                 "UPDATE entries SET last_used = MAX(last_used, ?) WHERE id = ?",
                 [(ts, entry_id) for entry_id, ts in touched.items()],
             )
-            self.conn.executemany("DELETE FROM entries WHERE id = ?", [(i,) for i in expired])
+            self.conn.executemany("DELETE FROM entries WHERE id = ? AND stored_at = ?",
+                                  list(expired.items()))
 
     def purge_expired(self, now: float) -> int:
         with self._transaction():

@@ -50,9 +50,9 @@ class StatusPagesConfig(Strict):
     interval_s: float = Field(120.0, ge=5)
     timeout_s: float = Field(10.0, gt=0)
     # provider name (as in providers:) → base URL, e.g. anthropic: https://status.claude.com
-    pages: dict[str, str] = {}
+    pages: dict[str, str] = Field(default_factory=dict)
     # provider name → the upstream component names that matter (matched by name, not id)
-    components: dict[str, list[str]] = {}
+    components: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("pages")
     @classmethod
@@ -68,7 +68,8 @@ class WebhookConfig(Strict):
     format: Literal["statuspage", "slack"] = "statuspage"
     secret_env: str | None = None   # env var holding the HMAC secret (preferred)
     secret: str | None = None       # inline secret, for tests and throwaway setups
-    events: list[Literal["incident", "component"]] = ["incident", "component"]
+    events: list[Literal["incident", "component"]] = Field(
+        default_factory=lambda: ["incident", "component"])
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(10.0, gt=0)
@@ -99,9 +100,9 @@ class HealthConfig(Strict):
     queue_max: int = Field(100_000, ge=100)    # records waiting for the ticker; beyond, dropped
     thresholds: Thresholds = Thresholds()
     incidents: IncidentConfig = IncidentConfig()
-    probes: dict[str, ProbeConfig] = {}        # target key "provider/model" → probe
+    probes: dict[str, ProbeConfig] = Field(default_factory=dict)  # "provider/model" → probe
     status_pages: StatusPagesConfig = StatusPagesConfig()
-    webhooks: list[WebhookConfig] = []
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
     retention: RetentionConfig = RetentionConfig()
 
 

@@ -89,7 +89,7 @@ class Incident:
 
 
 def human_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes, _ = divmod(seconds, 60)

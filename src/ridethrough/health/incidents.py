@@ -17,11 +17,19 @@ from dataclasses import dataclass, field
 from ridethrough.health.catalog import Catalog, Component
 from ridethrough.health.config import IncidentConfig
 from ridethrough.health.incident_model import (
-    IDENTIFIED, INVESTIGATING, MONITORING, POSTMORTEM, RESOLVED, UNRESOLVED, Incident,
-    IncidentUpdate, human_duration, new_id,
+    IDENTIFIED,
+    INVESTIGATING,
+    MONITORING,
+    POSTMORTEM,
+    RESOLVED,
+    UNRESOLVED,
+    Incident,
+    IncidentUpdate,
+    human_duration,
+    new_id,
 )
 from ridethrough.health.samples import ROUTE_FAILURES, ROUTE_OK, attempt_verdict, is_fallback
-from ridethrough.health.status import DEGRADED, IMPACT, LABEL, MAJOR, PARTIAL, severity
+from ridethrough.health.status import DEGRADED, IMPACT, LABEL, PARTIAL, severity
 from ridethrough.records import RequestRecord
 
 log = logging.getLogger("ridethrough.health")
@@ -39,8 +47,8 @@ class IncidentEvent:
 class _Tally:
     """Requests counted for a subject before its incident opens (the bad minutes count too)."""
 
-    affected: int = 0
-    saved: int = 0
+    requests_affected: int = 0
+    requests_saved: int = 0
     failovers: list[str] = field(default_factory=list)
 
 
@@ -93,8 +101,8 @@ class IncidentEngine:
         for subject in touched:
             counter = self._counter(subject)
             if counter is not None:
-                counter.affected += 1
-                counter.saved += record.outcome == ROUTE_OK
+                counter.requests_affected += 1
+                counter.requests_saved += record.outcome == ROUTE_OK
         first = self.catalog.first_target.get(record.route)
         if first is None or not is_fallback(record, first):
             return
@@ -141,8 +149,12 @@ class IncidentEngine:
     def _advance(self, inc: Incident, subject: str, bad: list[str], now: float) -> None:
         changes = self._changes.pop(subject, [])
         worst = max((severity(self.statuses.get(k, "")) for k in inc.components), default=0)
-        if _rank(IMPACT[worst]) > _rank(inc.impact):
-            inc.impact = IMPACT[worst]
+        if _rank(IMPACT[worst]) > _rank(inc.impact) or changes:
+            # The title follows the worst impact and the components involved, like a human
+            # editor would retitle "Partial outage" once it became a major one.
+            inc.impact = max(inc.impact, IMPACT[worst], key=_rank)
+            comps = [self.catalog.components[k] for k in inc.components]
+            inc.name = _title(subject, comps, _rank(inc.impact))
         status = inc.status
         parts = ["; ".join(f"{c['name']}: {LABEL.get(c['old_status'], c['old_status'])} → "
                            f"{LABEL.get(c['new_status'], c['new_status'])}" for c in changes) + "."
@@ -179,7 +191,7 @@ class IncidentEngine:
             id=new_id(), subject=subject, name=_title(subject, comps, worst), status=status,
             impact=IMPACT[worst], created_at=now, updated_at=now,
             started_at=min(self.bad_since[k] for k in bad), components=list(bad),
-            requests_affected=tally.affected, requests_saved=tally.saved,
+            requests_affected=tally.requests_affected, requests_saved=tally.requests_saved,
             failovers=list(tally.failovers))
         self.open[subject] = inc
         self._changes.pop(subject, None)
@@ -287,4 +299,4 @@ def _title(subject: str, comps: list[Component], worst: int) -> str:
     return f"{phrase} on route {subject.removeprefix('route:')}"
 
 
-__all__ = ["IncidentEngine", "IncidentEvent", "MAJOR"]
+__all__ = ["IncidentEngine", "IncidentEvent"]

@@ -118,17 +118,21 @@ class HealthMonitor:
         q = self._queue
         while q:
             at, item = q.popleft()
-            if isinstance(item, RequestRecord):
-                samples = samples_of(item, self.catalog.first_target.get(item.route))
-                self.totals.count(item, samples)
-                records.append((at, item))
-            else:
-                target, outcome, ms = item
-                samples = [probe_sample(target, outcome, ms)]
-                pk = (target, samples[0].outcome)
-                self.totals.probes[pk] = self.totals.probes.get(pk, 0) + 1
-            for s in samples:
-                self._add(at, s)
+            try:
+                if isinstance(item, RequestRecord):
+                    samples = samples_of(item, self.catalog.first_target.get(item.route))
+                    self.totals.count(item, samples)
+                    records.append((at, item))
+                else:
+                    target, outcome, ms = item
+                    samples = [probe_sample(target, outcome, ms)]
+                    pk = (target, samples[0].outcome)
+                    self.totals.probes[pk] = self.totals.probes.get(pk, 0) + 1
+                for s in samples:
+                    self._add(at, s)
+            except Exception:  # one malformed record must not cost the whole batch
+                self.dropped += 1
+                log.exception("health: could not read a record")
         return records
 
     def _add(self, at: float, s: Sample) -> None:

@@ -26,7 +26,11 @@ from ridethrough.health.upstream import UpstreamPoller, UpstreamView
 from ridethrough.store import SqliteStore, StoreUnavailable
 from ridethrough.web import v2
 from ridethrough.web.webhooks import (
-    Notifier, slack_component, slack_incident, statuspage_component, statuspage_incident,
+    Notifier,
+    slack_component,
+    slack_incident,
+    statuspage_component,
+    statuspage_incident,
 )
 
 log = logging.getLogger("ridethrough.health")
@@ -75,7 +79,8 @@ class HealthService:
                                      breaker_of=self._breaker, unavailable_of=self._unavailable)
         self.store = SqliteStore(store_path)
         self.store_health = StoreHealth()
-        self.notifier = Notifier(self.cfg.webhooks, clock, sleep=sleep)
+        # Signature timestamps are for the receiver's freshness check: always wall time.
+        self.notifier = Notifier(self.cfg.webhooks, time.time, sleep=sleep)
         targets = {t.key: t for ts in gw.routes.values() for t in ts}
         targets.update({t.key: t for t in gw.last_resorts.values()})
         self.prober = Prober(targets, self.cfg.probes, gw.board, gw.clock, self.monitor.observe_probe)
@@ -118,7 +123,8 @@ class HealthService:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.open_store)
+        loaded = await asyncio.to_thread(self._read_store)   # file I/O off the loop
+        self._apply_store(loaded)
         self._tasks.append(asyncio.ensure_future(self._loop()))
         if self.prober.targets:
             self._tasks.append(asyncio.ensure_future(self.prober.run(self.sleep)))
@@ -128,17 +134,27 @@ class HealthService:
 
     def open_store(self) -> None:
         """Open, catch up roll-ups a crash may have skipped, and reload incidents."""
+        self._apply_store(self._read_store())
+
+    def _read_store(self) -> list[dict[str, Any]] | str:
+        """Touches only the store (safe in a worker thread): incidents, or the error."""
         now = self.clock()
         try:
             self.store.open()
             self.store.rollup([now - 3600, now])
-            loaded = [Incident.from_dict(d) for d in self.store.load_incidents(50)]
-            loaded += [Incident.from_dict(d) for d in self.store.load_incidents(50, True)
-                       if d["id"] not in {i.id for i in loaded}]
-            self.engine.load(loaded, now)
-            self._store_ok(now)
+            recent = self.store.load_incidents(50)
+            ids = {d["id"] for d in recent}
+            return recent + [d for d in self.store.load_incidents(50, True) if d["id"] not in ids]
         except StoreUnavailable as e:
-            self._store_failed(str(e), now)
+            return str(e)
+
+    def _apply_store(self, loaded: list[dict[str, Any]] | str) -> None:
+        now = self.clock()
+        if isinstance(loaded, str):
+            self._store_failed(loaded, now)
+            return
+        self.engine.load([Incident.from_dict(d) for d in loaded], now)
+        self._store_ok(now)
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -146,8 +162,10 @@ class HealthService:
         for t in self._tasks:
             try:
                 await t
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:
+                log.exception("background task ended with an error")
         self._tasks = []
         try:
             self.tick()

@@ -17,7 +17,11 @@ import orjson
 
 from ridethrough.health.config import StatusPagesConfig
 from ridethrough.health.statuspage_parse import (
-    UpstreamFormatError, UpstreamSummary, judge_upstream, match_components, parse_summary,
+    UpstreamFormatError,
+    UpstreamSummary,
+    judge_upstream,
+    match_components,
+    parse_summary,
 )
 
 log = logging.getLogger("ridethrough.health")

@@ -35,7 +35,7 @@ tools[].strict and other tool keys    -                                   "tools
 tool_choice without tools             -                                   "tool_choice"
 output_config.effort                  -                                   "output_config.effort"
 service_tier, container, unknown      -                                   the field's name
-thinking/redacted_thinking in history signatures cannot cross providers   Untranslatable
+thinking / redacted_thinking blocks   signatures cannot cross providers   Untranslatable
 document, search_result, server tools -                                   Untranslatable
 image source type file                -                                   Untranslatable
 image inside a tool_result            tool messages are text only         Untranslatable

@@ -74,24 +74,13 @@ class _Losses:
 # =============================================================================================
 # Anthropic -> OpenAI
 
-_A2O_HANDLED = frozenset(
-    {
-        "model",
-        "max_tokens",
-        "messages",
-        "system",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop_sequences",
-        "stream",
-        "metadata",
-        "tools",
-        "tool_choice",
-        "thinking",
-        "output_config",
-    }
-)
+# fmt: off
+_A2O_HANDLED = frozenset({
+    "model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k",
+    "stop_sequences", "stream", "metadata", "tools", "tool_choice", "thinking",
+    "output_config",
+})
+# fmt: on
 _A2O_USER_BLOCKS = frozenset({"text", "image", "tool_result"})
 _A2O_ASSISTANT_BLOCKS = frozenset({"text", "tool_use"})
 _A2O_TOOL_KEYS = frozenset({"name", "description", "input_schema", "type", "cache_control"})
@@ -123,7 +112,7 @@ def check_anthropic_to_openai(body: JSON) -> str | None:
             where = f"messages[{i}].content[{j}]"
             kind = block.get("type")
             if kind in ("thinking", "redacted_thinking"):
-                return f"{where}: {kind} block carries an Anthropic signature that cannot cross providers"
+                return f"{where}: {kind} carries an Anthropic signature; it cannot cross providers"
             if kind not in allowed:
                 return f"{where}: {kind!r} block has no OpenAI equivalent in a {role} message"
             if kind == "image":
@@ -325,26 +314,13 @@ def _a2o_output_config(config: Any, out: JSON, losses: _Losses) -> None:
 # =============================================================================================
 # OpenAI -> Anthropic
 
-_O2A_HANDLED = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "stop",
-        "stream",
-        "stream_options",
-        "user",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "n",
-        "logprobs",
-        "response_format",
-    }
-)
+# fmt: off
+_O2A_HANDLED = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+    "stop", "stream", "stream_options", "user", "tools", "tool_choice",
+    "parallel_tool_calls", "n", "logprobs", "response_format",
+})
+# fmt: on
 _O2A_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 

@@ -399,7 +399,7 @@ def _error_message(err_body: Any, status: int) -> str:
 
 
 def anthropic_error_to_openai(err_body: JSON, status: int) -> JSON:
-    """``{"type": "error", "error": {type, message}}`` -> ``{"error": {message, type, param, code}}``."""
+    """Anthropic ``{"type": "error", "error": {type, message}}`` -> OpenAI ``{"error": {…}}``."""
     inner = err_body.get("error") if isinstance(err_body, dict) else None
     a_type = inner.get("type") if isinstance(inner, dict) else None
     if a_type not in _A2O_ERROR:

@@ -57,7 +57,7 @@ class OpenAIToAnthropicStream:
         self._complete = False
         self._next_index = 0
         self._open: str | None = None  # "text" | "tool_use" | None
-        self._tool_key: Any = None  # the OpenAI tool_calls index of the open tool block
+        self._tool_key: Any = None  # tool_calls[].index of the open block (or an id key)
         self._tool_args: list[str] = []
         self._closed_tools: set[Any] = set()
         self._saw_tool = False
@@ -72,6 +72,7 @@ class OpenAIToAnthropicStream:
         return self._complete
 
     def feed(self, chunk: JSON) -> list[Event]:
+        """One upstream chunk (the parsed ``data:`` JSON) -> the Anthropic events it completes."""
         if self._complete:
             return []
         if chunk.get("error"):
@@ -251,6 +252,7 @@ class AnthropicToOpenAIStream:
         return self._complete
 
     def feed(self, event: str, data: JSON) -> list[JSON | str]:
+        """One upstream Anthropic event -> OpenAI chunk dicts, and ``"[DONE]"`` at the end."""
         if self._complete:
             return []
         kind = data.get("type") or event

@@ -176,13 +176,19 @@ class HttpProvider:
     async def complete(self, call: UpstreamCall) -> UpstreamResponse:
         await self._acquire()
         try:
+            # ``total`` bounds the whole exchange, headers and body together.
             total = call.deadline.cap(call.timeouts.total)
+            ends_at = asyncio.get_running_loop().time() + total
             resp = await self._post(self.chat_path, call, total)
             if resp.status != 200:
                 raise await self._fail_from(resp, call.deadline.remaining())
-            async with _translate_errors(self.name, "body"):
-                async with asyncio.timeout(call.deadline.cap(call.timeouts.total)):
-                    body = await resp.read()
+            try:
+                async with _translate_errors(self.name, "body"):
+                    async with asyncio.timeout(call.deadline.cap(call.timeouts.total)):
+                        body = await resp.read()
+            except BaseException:
+                resp.close()  # a half-read body: this connection cannot be reused
+                raise
             headers = {k.lower(): v for k, v in resp.headers.items()}
             return UpstreamResponse(200, body, filter_response_headers(headers.items()),
                                     upstream_request_id(headers))

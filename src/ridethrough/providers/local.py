@@ -20,6 +20,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import importlib.util
 import logging
@@ -39,7 +40,11 @@ from ridethrough.providers.base import ResolvedCapabilities, UpstreamCall, Upstr
 from ridethrough.providers.local_engine import Generation, LocalEngine, SamplingParams
 from ridethrough.providers.local_model import find_gguf, llama_cpp_missing, load_llama
 from ridethrough.providers.local_wire import (
-    ChunkWriter, completion_body, new_completion_id, new_request_id, not_found_body,
+    ChunkWriter,
+    completion_body,
+    new_completion_id,
+    new_request_id,
+    not_found_body,
     parse_request,
 )
 from ridethrough.providers.openai import classify_openai
@@ -122,8 +127,11 @@ class LocalStream:
     # -- the event loop's side -------------------------------------------------------------
 
     def _event(self, obj: Any) -> SSEEvent:
-        data = obj if isinstance(obj, str) else orjson.dumps(obj).decode()
-        return SSEEvent(None, data, encode_data(data))
+        if isinstance(obj, str):  # [DONE]
+            return SSEEvent(None, obj, encode_data(obj))
+        payload = orjson.dumps(obj)
+        # Pre-parsed, so the relay does not decode what we just encoded.
+        return SSEEvent(None, payload.decode(), encode_data(payload), _json=obj, _parsed=True)
 
     def _convert(self, kind: str, value: Any, out: list[SSEEvent]) -> None:
         name = self._provider.name
@@ -205,6 +213,10 @@ class LocalProvider:
         self._admission = threading.Lock()
         self._admitted = 0               # generating + waiting
         self._jobs: set[_Job] = set()
+        self._preparing = 0              # prompts being tokenized off the loop
+        # The last generations, newest last: how each ended and what it cost (for the
+        # status page and for tests that must see a generation stop).
+        self.recent: collections.deque[Generation] = collections.deque(maxlen=32)
 
     def _static_problem(self) -> str | None:
         # Checked without importing llama_cpp (slow to import); loading happens in start().
@@ -229,7 +241,7 @@ class LocalProvider:
         try:
             llm = await asyncio.to_thread(load_llama, self.model_path, self.cfg.n_ctx)
             engine = LocalEngine(llm)
-        except Exception as e:  # a corrupt or foreign file must not stop the gateway
+        except Exception as e:  # noqa: BLE001 - a corrupt file must not stop the gateway
             self.unavailable_reason = f"cannot load {self.model_path.name}: {e}"
             log.warning("local provider %s: %s", self.name, self.unavailable_reason)
             return
@@ -245,8 +257,8 @@ class LocalProvider:
                 job.cancelled.set()
         if worker is not None:
             await asyncio.to_thread(worker.shutdown, wait=True, cancel_futures=True)
-        if engine is not None:
-            engine.llm.close()
+        if engine is not None and not self._preparing:
+            engine.llm.close()  # else freed when the tokenizing thread lets go of it
         if self.unavailable_reason is None:
             self.unavailable_reason = "the local model is closed"
 
@@ -284,15 +296,18 @@ class LocalProvider:
 
     # -- the queue -------------------------------------------------------------------------
 
+    def _refuse_if_full(self) -> None:
+        if self._admitted >= 1 + self.cfg.max_queue:
+            raise UpstreamError(
+                ErrorClass.LOCAL_SATURATION,
+                f"the local model is busy (1 generating, {self.cfg.max_queue} waiting)",
+                target=self.name)
+
     def _submit(self, job: _Job) -> concurrent.futures.Future[Generation]:
         engine, worker = self._engine(), self._worker
         assert worker is not None
         with self._admission:
-            if self._admitted >= 1 + self.cfg.max_queue:
-                raise UpstreamError(
-                    ErrorClass.LOCAL_SATURATION,
-                    f"the local model is busy (1 generating, {self.cfg.max_queue} waiting)",
-                    target=self.name)
+            self._refuse_if_full()
             self._admitted += 1
             self._jobs.add(job)
         try:
@@ -309,14 +324,16 @@ class LocalProvider:
             self._admitted -= 1
             self._jobs.discard(job)
 
-    @staticmethod
-    def _run(engine: LocalEngine, job: _Job) -> Generation:
+    def _run(self, engine: LocalEngine, job: _Job) -> Generation:
         on_text = job.on_text or (lambda _text: None)
-        return engine.generate(job.prompt, job.params, should_stop=job.should_stop,
-                               on_text=on_text)
+        gen = engine.generate(job.prompt, job.params, should_stop=job.should_stop,
+                              on_text=on_text)
+        self.recent.append(gen)
+        return gen
 
     async def _prepare(self, call: UpstreamCall) -> tuple[Any, list[int], float]:
         engine = self._engine()
+        self._refuse_if_full()  # before any work; _submit checks again, authoritatively
         req = parse_request(call.body)
         budget = call.deadline.cap(call.timeouts.total)
         if budget <= 0:
@@ -324,7 +341,11 @@ class LocalProvider:
                                 target=self.name)
         # Rendering and tokenizing read the vocabulary only; keep them off the event loop
         # (a large prompt takes a while) but off the generation thread too (no queueing).
-        prompt = await asyncio.to_thread(engine.prompt_tokens, req.messages)
+        self._preparing += 1
+        try:
+            prompt = await asyncio.to_thread(engine.prompt_tokens, req.messages)
+        finally:
+            self._preparing -= 1
         if len(prompt) >= engine.n_ctx:
             raise UpstreamError(
                 ErrorClass.TOO_LARGE,
@@ -355,7 +376,8 @@ class LocalProvider:
                                     target=self.name) from None
             raise
         except Exception as e:  # llama.cpp failed mid-generation (decode error, …)
-            raise UpstreamError(ErrorClass.SERVER, f"local generation failed: {type(e).__name__}: {e}",
+            raise UpstreamError(ErrorClass.SERVER,
+                                f"local generation failed: {type(e).__name__}: {e}",
                                 target=self.name) from e
         finally:
             job.cancelled.set()  # no-op when it finished; stops it when we gave up

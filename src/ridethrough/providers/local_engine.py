@@ -115,7 +115,7 @@ class LocalEngine:
         self._llama_cpp = llama_cpp
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         eos_id, bos_id = llm.token_eos(), llm.token_bos()
-        detok = llm._model.token_get_text  # noqa: SLF001 — the text of a special token
+        detok = llm._model.token_get_text
         eos = detok(eos_id) if eos_id != -1 else ""
         bos = detok(bos_id) if bos_id != -1 else ""
         metadata = getattr(llm, "metadata", {}) or {}
@@ -133,7 +133,7 @@ class LocalEngine:
             result = self._formatter(messages=normalize_messages(messages))
         except UpstreamError:
             raise
-        except Exception as e:  # jinja2 errors: a template that refuses these messages
+        except Exception as e:  # noqa: BLE001 - jinja2 errors: a template refusing the messages
             raise UpstreamError(ErrorClass.CLIENT, f"the chat template rejected the messages: {e}",
                                 status=400) from None
         return result.prompt, bool(result.added_special)

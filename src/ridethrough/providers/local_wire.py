@@ -124,7 +124,7 @@ def completion_body(*, completion_id: str, model: str, text: str, finish_reason:
 class ChunkWriter:
     """The ``chat.completion.chunk`` objects of one stream: same id, created and model."""
 
-    __slots__ = ("completion_id", "created", "model", "include_usage")
+    __slots__ = ("completion_id", "created", "include_usage", "model")
 
     def __init__(self, model: str, include_usage: bool, completion_id: str | None = None,
                  created: int | None = None) -> None:

@@ -33,15 +33,20 @@ class Deadline:
 
 
 def client_timeout_from_headers(headers: dict[str, str], margin_s: float) -> float | None:
-    """The SDK's own timeout minus a margin, if it sent one (``x-stainless-timeout``)."""
-    raw = headers.get("x-stainless-timeout") or headers.get("x-stainless-read-timeout")
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    if value <= 0:
+    """The SDK's own timeout minus a margin, if it sent one (``x-stainless-timeout``).
+
+    A header that does not hold a positive number is skipped, not trusted: the Anthropic SDK
+    sends ``x-stainless-timeout: NOT_GIVEN`` (timeout set on the client, not the call) next to
+    a valid ``x-stainless-read-timeout``.
+    """
+    for name in ("x-stainless-timeout", "x-stainless-read-timeout"):
+        try:
+            value = float(headers.get(name) or "nan")
+        except ValueError:
+            continue
+        if value > 0:  # also false for NaN
+            break
+    else:
         return None
     # Keep at least half the client's budget even with a large margin on a short timeout.
     return max(value - margin_s, value * 0.5)

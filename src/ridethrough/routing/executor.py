@@ -161,7 +161,13 @@ class Executor:
             raise UpstreamError(ErrorClass.MALFORMED, "upstream answer is not an object",
                                 target=target.key, status=200)
         if obj.get("type") == "error" or (obj.get("error") and "choices" not in obj):
-            raise target.provider.classify(200, resp.body, {})  # type: ignore[attr-defined]
+            err = target.provider.classify(200, resp.body, {})  # type: ignore[attr-defined]
+            err.target = target.key
+            if err.error_class is ErrorClass.CLIENT:
+                # A 200 that carries an error is the upstream misbehaving, never the caller's
+                # mistake: relaying it would hand the client an error body with status 200.
+                err.error_class = ErrorClass.MALFORMED
+            raise err
         if target.format == "anthropic":
             ok = obj.get("type") == "message" and isinstance(obj.get("content"), list)
         else:

@@ -55,6 +55,12 @@ class Tiers:
         self.wall_clock = wall_clock
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ridethrough-cache")
 
+    def warm(self) -> None:
+        """Load the embedding model in the background, not on the first outage."""
+        index = getattr(self.cache, "semantic", None)
+        if index is not None:
+            self._pool.submit(index.warm)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
         if self.cache is not None:
@@ -127,6 +133,7 @@ class Tiers:
     def _store(self, req: InboundRequest, response: dict[str, Any]) -> None:
         try:
             self.cache.store(req.route_name, req.route.cache, req.format, req.body, req.key_id,
-                             response, req.format)
+                             response, req.format, semantic=req.route.semantic_cache,
+                             default_max_tokens=req.route.default_max_tokens)
         except Exception:
             log.exception("cache store failed")

@@ -93,9 +93,23 @@ def plan_targets(
         else:
             plan.candidates.append(t)
     if not plan.candidates and blocked:
-        chosen = last_resort if last_resort is not None else min(
-            blocked, key=lambda t: board.get(t.key).recovers_at())
+        chosen = min(blocked, key=lambda t: board.get(t.key).recovers_at())
+        if last_resort is not None and _usable_last_resort(last_resort, client_fmt, body, feat,
+                                                           stream, board):
+            chosen = last_resort
         plan.candidates.append(chosen)
         plan.forced = True
     plan.capability_only = capability_skips == len(targets) and bool(targets)
     return plan
+
+
+def _usable_last_resort(t: Target, client_fmt: str, body: dict, feat: RequestFeatures,
+                        stream: bool, board: BreakerBoard) -> bool:
+    """The last resort skips only its breaker: a drained or held-down one, one without its key,
+    or one that cannot carry the request is no resort at all."""
+    if t.provider.unavailable_reason:
+        return False
+    if capability_gap(t.caps, feat, stream) or translation_gap(client_fmt, t, body):
+        return False
+    why = board.get(t.key).availability()
+    return why is None or why.startswith("breaker")

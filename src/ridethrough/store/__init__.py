@@ -3,6 +3,6 @@
 Callers catch one error, ``StoreUnavailable``: the store may fail, requests may not.
 """
 
-from ridethrough.store.sqlite import StoreUnavailable, SqliteStore
+from ridethrough.store.sqlite import SqliteStore, StoreUnavailable
 
 __all__ = ["SqliteStore", "StoreUnavailable"]

@@ -98,7 +98,7 @@ def _upstream(svc: HealthService, provider: str) -> str:
 
 
 def _incident(inc: Incident, now: float) -> str:
-    end = "ongoing" if inc.ended_at is None and inc.unresolved else when(inc.ended_at)
+    end = "still ongoing" if inc.ended_at is None and inc.unresolved else f"ended {when(inc.ended_at)}"
     items = "".join(
         f'<li><span class="ustatus">{escape(u.status)}</span> '
         f'<span class="muted">{when(u.created_at)}</span><br>{escape(u.body)}</li>'
@@ -108,7 +108,7 @@ def _incident(inc: Incident, now: float) -> str:
             f'<span class="name">{escape(inc.name)}</span>'
             f'<span class="ustatus">{escape(inc.status)}</span></div>'
             f'<div class="muted">impact {escape(inc.impact)} · started {when(inc.started_at)} · '
-            f'ended {end} · lasted {human_duration(inc.duration_s(now))} · '
+            f'{end} · lasted {human_duration(inc.duration_s(now))} · '
             f'{inc.requests_affected} requests affected, {inc.requests_saved} saved by failover</div>'
             f'<ol class="timeline">{items}</ol>{pm}</div>')
 
@@ -126,14 +126,15 @@ def render(svc: HealthService) -> str:
         latency = latency_series(svc.store, routes, now)
     except StoreUnavailable:
         bars, latency = None, {}
-    out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-           f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-           f'<meta http-equiv="refresh" content="30"><title>{escape(svc.cfg.page_name)} status'
-           f'</title><link rel="alternate" type="application/atom+xml" href="history.atom">'
-           f'<style>{CSS}</style></head><body><main>'
-           f'<h1>{escape(svc.cfg.page_name)} status</h1>'
-           f'<div class="banner i-{indicator}" id="overall">'
-           f'{escape(v2.status_obj(indicator)["description"])}</div>']
+    head = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f'<meta http-equiv="refresh" content="30"><title>{escape(svc.cfg.page_name)} status'
+            f'</title><link rel="alternate" type="application/atom+xml" href="history.atom">'
+            f'<style>{CSS}</style></head><body><main>'
+            f'<h1>{escape(svc.cfg.page_name)} status</h1>'
+            f'<div class="banner i-{indicator}" id="overall">'
+            f'{escape(v2.status_obj(indicator)["description"])}</div>')
+    out = [head]
     h = svc.store_health
     if not h.ok:
         out.append(f'<div class="warn" id="store-warning"><strong>History store unavailable</strong>'

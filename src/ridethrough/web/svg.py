@@ -40,7 +40,7 @@ def uptime_bars(bars: list[DayBar], label: str) -> str:
 
 def latency_chart(series: dict[str, list[LatencyPoint]], width: int = 640, height: int = 220) -> str:
     """p95 latency per hour, one line per route; dashed p50 for the first few."""
-    left, right, top, bottom = 48, 8, 10, 24
+    left, right, top, bottom = 64, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [p.p95_ms for pts in series.values() for p in pts if p.p95_ms is not None]
     if not values:
@@ -52,20 +52,21 @@ def latency_chart(series: dict[str, list[LatencyPoint]], width: int = 640, heigh
     def y(ms: float) -> float:
         return top + plot_h - ms / top_ms * plot_h
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="p95 latency per hour, last 24 hours" xmlns="http://www.w3.org/2000/svg">']
+    parts = [(f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+              f'aria-label="p95 latency per hour, last 24 hours" '
+              f'xmlns="http://www.w3.org/2000/svg">')]
     for frac in (0.0, 0.5, 1.0):
         ms = top_ms * frac
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(ms):.1f}" y2="{y(ms):.1f}" '
                      f'stroke="#d0d7de" stroke-width="1"/>')
         parts.append(f'<text x="{left - 4}" y="{y(ms) + 4:.1f}" text-anchor="end" '
-                     f'font-size="11" fill="#57606a">{_fmt_ms(ms)}</text>')
+                     f'font-size="16" fill="#57606a">{_fmt_ms(ms)}</text>')
     first = next(iter(series.values()))
     for i in (0, n // 2, n - 1):
         if i < len(first):
             label = datetime.fromtimestamp(first[i].start, UTC).strftime("%H:%M")
             parts.append(f'<text x="{left + i * step:.1f}" y="{height - 6}" text-anchor="middle" '
-                         f'font-size="11" fill="#57606a">{label}</text>')
+                         f'font-size="16" fill="#57606a">{label}</text>')
     for idx, (name, pts) in enumerate(series.items()):
         color = SERIES[idx % len(SERIES)]
         for attr, dash in (("p95_ms", ""), ("p50_ms", ' stroke-dasharray="4 3" opacity="0.6"')):

@@ -214,8 +214,10 @@ class Notifier:
         for t in self._tasks:
             try:
                 await t
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:
+                log.exception("background task ended with an error")
         self._tasks = []
         if self._session is not None:
             await self._session.close()

@@ -44,7 +44,11 @@ AREAS: list[tuple[str, str]] = [
 ]
 # The frames every sample sits under (CLI, server start-up, the loop's run call): no signal.
 _ROOT_CHAIN = ("click/", "asyncio/runners.py", "uvicorn/server.py", "uvicorn/_compat.py",
-               "/bin/ridethrough", "ridethrough/cli.py", "ridethrough/server.py")
+               "/bin/ridethrough", "ridethrough/cli.py", "ridethrough/server.py", "runpy.py",
+               "ridethrough/__main__.py", "threading.py")
+# Leaf frames of a thread that is only waiting (py-spy cannot always tell it is idle).
+IDLE_LEAVES = (("_worker", "concurrent/futures/thread.py"), ("wait", "threading.py"),
+               ("select", "selectors.py"))
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -96,6 +100,7 @@ def analyze(path: Path, top: int = 15, expected_samples: int | None = None) -> d
     incl_c: Counter[str] = Counter()
     area_c: Counter[str] = Counter()
     busy = 0
+    threads: Counter[str] = Counter()
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -104,8 +109,14 @@ def analyze(path: Path, top: int = 15, expected_samples: int | None = None) -> d
         frames = _frames(stack)
         if not frames:
             continue
-        busy += n
         func, file = frames[-1]
+        if any(func == f and file.endswith(fl) for f, fl in IDLE_LEAVES):
+            continue
+        busy += n
+        if any("threading.py" in fl for _, fl in frames):
+            threads["worker threads (cache)"] += n
+        else:
+            threads["event loop thread"] += n
         self_c[_label(func, file)] += n
         for label in {_label(f, fl) for f, fl in frames}:
             incl_c[label] += n
@@ -128,4 +139,5 @@ def analyze(path: Path, top: int = 15, expected_samples: int | None = None) -> d
             "inclusive_libraries": pct(Counter({k: v for k, v in incl_c.items()
                                                 if "(ridethrough/" not in k and not any(
                                                     r in k for r in _ROOT_CHAIN)})),
+            "threads": [(k, round(100 * v / busy, 1)) for k, v in threads.most_common()] if busy else [],
             "areas": [(k, round(100 * v / busy, 1)) for k, v in area_c.most_common()] if busy else []}

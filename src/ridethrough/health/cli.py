@@ -1,0 +1,198 @@
+"""Command line for a running gateway's health: ``status`` and ``incidents``.
+
+Both read the same public JSON the status page is built from (so the terminal and the page
+never disagree); writing notes and post-mortems goes through the admin API with
+RIDETHROUGH_ADMIN_KEY. Plain ``urllib``: the CLI must work with the runtime dependencies
+alone, during an incident, on whatever box the operator is on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from ridethrough.health.incident_model import human_duration
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+STYLE = {"operational": "green", "degraded_performance": "yellow", "partial_outage": "dark_orange",
+         "major_outage": "red", "under_maintenance": "blue"}
+INDICATOR_STYLE = {"none": "bold white on green", "minor": "bold black on yellow",
+                   "major": "bold white on dark_orange", "critical": "bold white on red"}
+url_option = click.option("--url", default=DEFAULT_URL, envvar="RIDETHROUGH_URL", show_default=True,
+                          help="Base URL of the running gateway.")
+
+
+def _request(url: str, path: str, body: Any = None, admin: bool = False) -> Any:
+    headers = {"accept": "application/json"}
+    if admin:
+        key = os.environ.get("RIDETHROUGH_ADMIN_KEY")
+        if not key:
+            click.echo("set RIDETHROUGH_ADMIN_KEY to an admin key of the gateway", err=True)
+            sys.exit(2)
+        headers["authorization"] = f"Bearer {key}"
+    data = None
+    if body is not None:
+        data = orjson.dumps(body)
+        headers["content-type"] = "application/json"
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers,
+                                 method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return orjson.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")[:500]
+        click.echo(f"error {e.code} from {url}{path}: {detail}", err=True)
+        sys.exit(1)
+    except (urllib.error.URLError, OSError) as e:
+        click.echo(f"cannot reach {url}: {getattr(e, 'reason', e)}", err=True)
+        sys.exit(1)
+
+
+def _console() -> Console:
+    # Piped output (scripts, tests) gets a wide console rather than rich's 80 columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _status(status: str) -> str:
+    return f"[{STYLE.get(status, 'white')}]{status.replace('_', ' ')}[/]"
+
+
+def _time(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _pct(x: Any) -> str:
+    return f"{x * 100:.1f}%" if isinstance(x, (int, float)) else "—"
+
+
+def _ms(x: Any) -> str:
+    if not isinstance(x, (int, float)):
+        return "—"
+    return f"{x / 1000:.2f}s" if x >= 1000 else f"{x:.0f}ms"
+
+
+def incidents_table(incidents: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title, title_justify="left", expand=False)
+    for col in ("id", "status", "impact", "name", "started", "lasted", "affected", "saved"):
+        t.add_column(col, no_wrap=col != "name")
+    for i in incidents:
+        rt = i.get("ridethrough") or {}
+        t.add_row(i["id"], i["status"], i["impact"], i["name"], _time(i.get("started_at")),
+                  human_duration(rt["duration_s"]) if "duration_s" in rt else "—",
+                  str(rt.get("requests_affected", "—")), str(rt.get("requests_saved", "—")))
+    return t
+
+
+@click.command("status")
+@url_option
+def status(url: str) -> None:
+    """What a running gateway sees now: routes, providers, their status pages, incidents."""
+    console = _console()
+    summary = _request(url, "/api/v2/summary.json")
+    health = _request(url, "/api/ridethrough/health.json")
+    ind = summary["status"]["indicator"]
+    console.print(f" {summary['page']['name']}: {summary['status']['description']} ",
+                  style=INDICATOR_STYLE.get(ind, "bold"))
+    by_key = {c["key"]: c for c in health["components"]}
+    for kind, title in (("route", "Routes"), ("target", "Provider targets")):
+        t = Table(title=title, title_justify="left")
+        for col in ("name", "status", "requests", "errors", "p50", "p95", "ttft p95", "why"):
+            t.add_column(col)
+        for c in by_key.values():
+            if c["kind"] != kind:
+                continue
+            w = c.get("window") or {}
+            t.add_row(c["name"], _status(c["status"]), str(w.get("requests", 0)),
+                      _pct(w.get("error_rate")), _ms(w.get("p50_ms")), _ms(w.get("p95_ms")),
+                      _ms(w.get("ttft_p95_ms")), "; ".join(c.get("reasons") or []))
+        console.print(t)
+    providers = Table(title="Providers", title_justify="left")
+    for col in ("provider", "our view", "their status page"):
+        providers.add_column(col)
+    pages = {p["provider"]: p for p in health.get("provider_status_pages", [])}
+    for c in by_key.values():
+        if c["kind"] != "provider":
+            continue
+        page = pages.get(c["name"])
+        theirs = "not watched"
+        if page is not None:
+            theirs = (f"unreachable ({page['error']})" if not page["ok"]
+                      else f"{page.get('description') or page['indicator']}"
+                           + (f" — {page['text']}" if page["problem"] else ""))
+        providers.add_row(c["name"], _status(c["status"]), theirs)
+    console.print(providers)
+    store = health.get("store") or {}
+    if not store.get("ok", True):
+        console.print(f"[red]history store unavailable since {_time(store.get('since'))}: "
+                      f"{store.get('error')}[/] (requests unaffected)")
+    if summary["incidents"]:
+        console.print(incidents_table(summary["incidents"], "Open incidents"))
+        for i in summary["incidents"]:
+            latest = (i.get("incident_updates") or [{}])[0]
+            console.print(f"[bold]{i['name']}[/] — {latest.get('status', '')}: {latest.get('body', '')}")
+    else:
+        console.print("No open incidents.")
+
+
+@click.group("incidents")
+def incidents() -> None:
+    """Incidents of a running gateway: list them, add notes and post-mortems."""
+
+
+@incidents.command("list")
+@url_option
+@click.option("--open", "open_only", is_flag=True, help="Only unresolved incidents.")
+def list_incidents(url: str, open_only: bool) -> None:
+    """The 50 most recent incidents (or only the open ones)."""
+    path = "/api/v2/incidents/unresolved.json" if open_only else "/api/v2/incidents.json"
+    found = _request(url, path)["incidents"]
+    if not found:
+        click.echo("No incidents.")
+        return
+    _console().print(incidents_table(found, "Incidents"))
+
+
+@incidents.command("note")
+@click.argument("incident_id")
+@click.argument("body")
+@click.option("--status", type=click.Choice(["investigating", "identified", "monitoring", "resolved"]),
+              help="Also move the incident to this status.")
+@url_option
+def note(incident_id: str, body: str, status: str | None, url: str) -> None:
+    """Add an operator's note to INCIDENT_ID's timeline."""
+    payload: dict[str, Any] = {"body": body}
+    if status:
+        payload["status"] = status
+    inc = _request(url, f"/admin/incidents/{incident_id}/notes", payload, admin=True)
+    click.echo(f"{inc['id']}: {inc['status']} — note added ({len(inc['incident_updates'])} updates)")
+
+
+@incidents.command("postmortem")
+@click.argument("incident_id")
+@click.argument("body", required=False)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
+              help="Read the post-mortem from a file (Markdown or text).")
+@url_option
+def postmortem(incident_id: str, body: str | None, path: str | None, url: str) -> None:
+    """Publish a post-mortem for INCIDENT_ID (text argument, --file, or stdin)."""
+    if path:
+        with open(path, encoding="utf-8") as f:
+            body = f.read()
+    elif body is None:
+        body = sys.stdin.read()
+    if not body or not body.strip():
+        click.echo("empty post-mortem", err=True)
+        sys.exit(2)
+    inc = _request(url, f"/admin/incidents/{incident_id}/postmortem", {"body": body}, admin=True)
+    click.echo(f"{inc['id']}: {inc['status']} — post-mortem published")

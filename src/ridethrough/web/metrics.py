@@ -1,0 +1,105 @@
+"""Prometheus text exposition at /metrics, written by hand (no client library needed).
+
+Counters are cumulative since start, kept by the health monitor as it drains records, so a
+scrape costs a walk over a few dicts and never touches the request path. Label values are
+bounded: skip reasons lose their free text (see health.samples.outcome_label).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ridethrough.health.stats import LATENCY_BOUNDS_MS
+from ridethrough.health.status import SEVERITY
+
+if TYPE_CHECKING:
+    from ridethrough.health.service import HealthService
+
+BREAKER_STATE = {"closed": 0, "half_open": 1, "open": 2}
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _label(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**kv: str) -> str:
+    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in kv.items()) + "}"
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_: str) -> None:
+        self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+
+    def sample(self, name: str, value: float, **labels: str) -> None:
+        lbl = _labels(**labels) if labels else ""
+        self.lines.append(f"{name}{lbl} {value}")
+
+
+def _histogram(o: _Out, name: str, hists: dict[str, list[int]], sums: dict[str, float],
+               label: str) -> None:
+    for key, hist in sorted(hists.items()):
+        running = 0
+        for bound, count in zip(LATENCY_BOUNDS_MS, hist, strict=False):
+            running += count
+            o.sample(f"{name}_bucket", running, **{label: key, "le": f"{bound / 1000:g}"})
+        running += hist[-1]
+        o.sample(f"{name}_bucket", running, **{label: key, "le": "+Inf"})
+        o.sample(f"{name}_sum", round(sums.get(key, 0.0) / 1000, 6), **{label: key})
+        o.sample(f"{name}_count", running, **{label: key})
+
+
+def render(svc: HealthService) -> str:
+    t, mon, o = svc.monitor.totals, svc.monitor, _Out()
+    o.family("ridethrough_requests_total", "counter", "Requests by route, outcome and answer tier.")
+    for (route, outcome, tier), n in sorted(t.requests.items()):
+        o.sample("ridethrough_requests_total", n, route=route, outcome=outcome, tier=tier)
+    o.family("ridethrough_attempts_total", "counter", "Upstream attempts (and skips) by target.")
+    for (target, outcome), n in sorted(t.attempts.items()):
+        o.sample("ridethrough_attempts_total", n, target=target, outcome=outcome)
+    o.family("ridethrough_probes_total", "counter", "Active probes by target and outcome.")
+    for (target, outcome), n in sorted(t.probes.items()):
+        o.sample("ridethrough_probes_total", n, target=target, outcome=outcome)
+    o.family("ridethrough_request_duration_seconds", "histogram",
+             "Time to a successful answer, by route.")
+    _histogram(o, "ridethrough_request_duration_seconds", t.latency, t.latency_sum, "route")
+    o.family("ridethrough_time_to_first_token_seconds", "histogram",
+             "Time to the first streamed token, by route.")
+    _histogram(o, "ridethrough_time_to_first_token_seconds", t.ttft, t.ttft_sum, "route")
+    o.family("ridethrough_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open.")
+    o.family("ridethrough_breaker_opened_total", "counter", "Times each breaker opened.")
+    for c in svc.catalog.components.values():
+        if c.kind == "target" and c.target:
+            snap = svc.gw.board.get(c.target).snapshot()
+            o.sample("ridethrough_breaker_state", BREAKER_STATE.get(snap["state"], 0), target=c.target)
+            o.sample("ridethrough_breaker_opened_total", snap["opened_count"], target=c.target)
+    o.family("ridethrough_component_status", "gauge",
+             "0 operational/maintenance, 1 degraded, 2 partial outage, 3 major outage.")
+    for c in svc.catalog.components.values():
+        if c.kind != "group":
+            o.sample("ridethrough_component_status", SEVERITY.get(mon.status_of(c.key), 0),
+                     component=c.name, kind=c.kind)
+    o.family("ridethrough_incidents_open", "gauge", "Unresolved incidents.")
+    o.sample("ridethrough_incidents_open", len(svc.engine.open))
+    o.family("ridethrough_health_store_up", "gauge", "1 if the history store accepts writes.")
+    o.sample("ridethrough_health_store_up", int(svc.store_health.ok))
+    o.family("ridethrough_health_records_dropped_total", "counter",
+             "Request records dropped because the health queue was full.")
+    o.sample("ridethrough_health_records_dropped_total", mon.dropped)
+    st = svc.notifier.stats
+    o.family("ridethrough_webhook_deliveries_total", "counter", "Webhook deliveries by result.")
+    for result, n in (("delivered", st.delivered), ("failed", st.failed),
+                      ("retried", st.retries), ("dropped", st.dropped)):
+        o.sample("ridethrough_webhook_deliveries_total", n, result=result)
+    if svc.poller.views:
+        o.family("ridethrough_provider_status_page_up", "gauge",
+                 "1 if the provider's own status page was reachable at the last check.")
+        o.family("ridethrough_provider_status_page_problem", "gauge",
+                 "1 if the provider's own status page reports a problem.")
+        for p, view in sorted(svc.poller.views.items()):
+            o.sample("ridethrough_provider_status_page_up", int(view.ok), provider=p)
+            o.sample("ridethrough_provider_status_page_problem", int(view.bad), provider=p)
+    return "\n".join(o.lines) + "\n"

@@ -1,0 +1,496 @@
+"""The executor's decisions, driven by scripted providers on a FakeClock (no sockets, no sleeping).
+
+Each test scripts what the upstreams do — answer, fail with a given class, stream events,
+stall — and asserts what the executor did: who served, how many calls each target got,
+which attempts it recorded, what the breakers and the budget saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from ridethrough.config import BreakerConfig, RetryConfig, RouteConfig, Timeouts
+from ridethrough.errors import AllAttemptsFailed, ErrorClass, UpstreamError
+from ridethrough.protocols.features import features_of
+from ridethrough.protocols.sse import SSEParser, encode_event
+from ridethrough.providers.anthropic import classify_anthropic
+from ridethrough.providers.base import ResolvedCapabilities, UpstreamResponse
+from ridethrough.providers.openai import classify_openai
+from ridethrough.routing.breaker import BreakerBoard, State
+from ridethrough.routing.budget import RetryBudget
+from ridethrough.routing.clock import FakeClock
+from ridethrough.routing.deadline import Deadline
+from ridethrough.routing.executor import Executor, JsonResult, StreamResult
+from ridethrough.routing.plan import Target, plan_targets
+from ridethrough.routing.request import InboundRequest
+
+C = ErrorClass
+
+ANTHROPIC_MESSAGE = orjson.dumps({
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+    "content": [{"type": "text", "text": "hello"}], "stop_reason": "end_turn",
+    "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 1}})
+OPENAI_COMPLETION = orjson.dumps({
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"},
+                 "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+
+
+def events(*frames: tuple[str, dict[str, Any]]) -> list:
+    return SSEParser().feed(b"".join(encode_event(name, data) for name, data in frames))
+
+
+START = events(("message_start", {"type": "message_start", "message": {
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [],
+    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 0}}}),
+    ("content_block_start", {"type": "content_block_start", "index": 0,
+                             "content_block": {"type": "text", "text": ""}}))
+PING = events(("ping", {"type": "ping"}))
+TOKEN = events(("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                        "delta": {"type": "text_delta", "text": "hel"}}))
+END = events(("content_block_stop", {"type": "content_block_stop", "index": 0}),
+             ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                                                   "stop_sequence": None},
+                                "usage": {"output_tokens": 1}}),
+             ("message_stop", {"type": "message_stop"}))
+OVERLOADED = events(("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                          "message": "Overloaded"}}))
+
+
+def err(cls: ErrorClass, status: int = 0, **kw: Any) -> UpstreamError:
+    return UpstreamError(cls, f"scripted {cls.value}", status=status, **kw)
+
+
+class Stall:
+    """A read that times out: the clock moves by the read's timeout."""
+
+    def __init__(self, after: float | None = None) -> None:
+        self.after = after  # None: wait out the whole timeout and fail; else deliver a ping
+
+
+class ScriptedStream:
+    def __init__(self, reads: list[Any], clock: FakeClock) -> None:
+        self.reads = list(reads)
+        self.clock = clock
+        self.headers: dict[str, str] = {}
+        self.request_id = "req_up"
+        self.closed = False
+
+    async def read(self, timeout: float):
+        item = self.reads.pop(0) if self.reads else None
+        if isinstance(item, Stall):
+            if item.after is None or item.after > timeout:
+                self.clock.advance(timeout)
+                raise UpstreamError(C.IDLE_TIMEOUT, "no data in time")
+            self.clock.advance(item.after)
+            return PING
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class ScriptedProvider:
+    """Each call takes the next step: a body (200), an UpstreamError, a callable (run, then
+    its result is the step), or for streams a list of reads."""
+
+    kind = "scripted"
+    unavailable_reason = None
+
+    def __init__(self, name: str, fmt: str, steps: list[Any], clock: FakeClock) -> None:
+        self.name = name
+        self.format = fmt
+        self.steps = list(steps)
+        self.clock = clock
+        self.calls: list[Any] = []
+        self.streams: list[ScriptedStream] = []
+
+    def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        return (classify_anthropic if self.format == "anthropic" else classify_openai)(status, body, headers)
+
+    def _next(self, call: Any) -> Any:
+        self.calls.append(call)
+        step = self.steps.pop(0)
+        if callable(step):
+            step = step()
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    async def complete(self, call: Any) -> UpstreamResponse:
+        body = self._next(call)
+        return UpstreamResponse(200, body, {}, "req_up")
+
+    async def open_stream(self, call: Any) -> ScriptedStream:
+        stream = ScriptedStream(self._next(call), self.clock)
+        self.streams.append(stream)
+        return stream
+
+
+class World:
+    """A clock, breakers, a budget and an executor; build targets and requests against it."""
+
+    def __init__(self, *, breaker: dict | None = None, retry: dict | None = None,
+                 budget: tuple[float, float] = (0.2, 10.0)) -> None:
+        self.clock = FakeClock()
+        self.board = BreakerBoard(BreakerConfig(**(breaker or {})), self.clock)
+        self.budget = RetryBudget(*budget, self.clock)
+        self.retry = RetryConfig(**(retry or {}))
+        self.executor = Executor(self.board, self.budget, self.retry, self.clock, self.clock.sleep,
+                                 random.Random(0))
+
+    def target(self, name: str, fmt: str, steps: list[Any], **timeouts: float) -> Target:
+        provider = ScriptedProvider(name, fmt, steps, self.clock)
+        return Target(provider, "m", Timeouts(**timeouts), ResolvedCapabilities())  # type: ignore[arg-type]
+
+    def request(self, fmt: str = "anthropic", *, stream: bool = False,
+                deadline_s: float = 300.0) -> InboundRequest:
+        if fmt == "anthropic":
+            body: dict[str, Any] = {"model": "r", "max_tokens": 50,
+                                    "messages": [{"role": "user", "content": "hi"}]}
+        else:
+            body = {"model": "r", "messages": [{"role": "user", "content": "hi"}]}
+        if stream:
+            body["stream"] = True
+        route = RouteConfig(targets=[{"provider": "x", "model": "m"}], cache={"mode": "off"})
+        return InboundRequest(format=fmt, body=body, stream=stream, route_name="r", route=route,
+                              features=features_of(fmt, body),
+                              deadline=Deadline.start(self.clock, deadline_s), request_id="req_1")
+
+    def run(self, req: InboundRequest, targets: list[Target], last_resort: Target | None = None):
+        plan = plan_targets(targets, req.format, req.body, req.features, req.stream, self.board,
+                            last_resort)
+        return asyncio.run(self.executor.run(req, plan))
+
+    def breaker(self, t: Target):
+        return self.board.get(t.key)
+
+
+def outcomes(req: InboundRequest) -> list[tuple[str, str]]:
+    return [(a.target.split("/")[0], a.outcome) for a in req.attempts]
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def test_the_first_healthy_target_serves():
+    w = World()
+    a, b = w.target("a", "anthropic", [ANTHROPIC_MESSAGE]), w.target("b", "openai", [])
+    req = w.request()
+    result = w.run(req, [a, b])
+    assert isinstance(result, JsonResult) and result.target is a
+    assert outcomes(req) == [("a", "ok")]
+    assert len(b.provider.calls) == 0
+
+
+def test_server_error_is_retried_once_on_the_same_target_then_fails_over():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.SERVER, 503), err(C.SERVER, 503)])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    t0 = w.clock()
+    result = w.run(req, [a, b])
+    assert result.target is b
+    assert outcomes(req) == [("a", "server_error"), ("a", "server_error"), ("b", "ok")]
+    assert len(a.provider.calls) == 2
+    assert 0.125 <= w.clock() - t0 <= 0.375          # one jittered backoff of 0.25 s
+    assert w.budget.spent == 1
+    # Failover across formats: the client still gets an Anthropic message.
+    assert orjson.loads(result.body)["type"] == "message"
+
+
+def test_overload_recovering_on_the_retry_is_served_by_the_same_target():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.OVERLOADED, 529), ANTHROPIC_MESSAGE])
+    req = w.request()
+    assert w.run(req, [a, w.target("b", "openai", [])]).target is a
+    assert outcomes(req) == [("a", "overloaded"), ("a", "ok")]
+
+
+def test_an_empty_budget_means_no_same_target_retry():
+    w = World(budget=(0.0, 0.0))
+    a = w.target("a", "anthropic", [err(C.SERVER, 500)])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert len(a.provider.calls) == 1 and w.budget.refused == 1
+
+
+def test_no_same_target_retry_when_the_deadline_cannot_afford_it():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.SERVER, 500)])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request(deadline_s=1.1)                   # needs backoff + 1 s left
+    assert w.run(req, [a, b]).target is b
+    assert len(a.provider.calls) == 1
+
+
+def test_retries_are_capped_by_config():
+    w = World(retry={"same_target_retries": 2})
+    a = w.target("a", "anthropic", [err(C.SERVER, 500)] * 3)
+    req = w.request()
+    with pytest.raises(AllAttemptsFailed):
+        w.run(req, [a])
+    assert len(a.provider.calls) == 3
+
+
+def test_rate_limit_fails_over_at_once_and_spares_the_breaker():
+    w = World(breaker={"consecutive_failures": 1})
+    a = w.target("a", "anthropic", [err(C.RATE_LIMITED, 429, retry_after=5)])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert len(a.provider.calls) == 1
+    assert w.breaker(a).state is State.CLOSED and w.breaker(a).consecutive_failures == 0
+
+
+def test_rate_limit_on_the_last_target_waits_retry_after_once():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.RATE_LIMITED, 429, retry_after=3), ANTHROPIC_MESSAGE])
+    req = w.request()
+    t0 = w.clock()
+    assert w.run(req, [a]).target is a
+    assert w.clock() - t0 == 3
+    assert w.budget.spent == 1
+
+
+def test_a_retry_after_too_long_is_not_waited_for():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.RATE_LIMITED, 429, retry_after=60)])
+    req = w.request()
+    with pytest.raises(AllAttemptsFailed):
+        w.run(req, [a])
+    assert len(a.provider.calls) == 1 and w.clock() == 1000.0
+
+
+def test_a_client_error_is_returned_and_nothing_else_is_tried():
+    w = World(breaker={"consecutive_failures": 1})
+    body = orjson.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": "no"}})
+    a = w.target("a", "anthropic", [classify_anthropic(400, body, {})])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request("anthropic")
+    with pytest.raises(UpstreamError) as exc:
+        w.run(req, [a, b])
+    assert exc.value.error_class is C.CLIENT and exc.value.body == body
+    assert len(b.provider.calls) == 0
+    assert w.breaker(a).state is State.CLOSED
+
+
+def test_a_400_after_translation_is_ours_and_fails_over():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.CLIENT, 400)])   # the OpenAI client's request, translated
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request("openai")
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req)[0] == ("a", "translation_error")
+
+
+@pytest.mark.parametrize("cls,hold", [(C.QUOTA, "quota_exhausted"), (C.AUTH, "auth"),
+                                      (C.MODEL_NOT_FOUND, "model_not_found")])
+def test_quota_auth_and_missing_model_hold_the_target_down(cls, hold):
+    w = World()
+    a = w.target("a", "openai", [err(cls, 429)])
+    b = w.target("b", "anthropic", [ANTHROPIC_MESSAGE])
+    assert w.run(w.request(), [a, b]).target is b
+    assert len(a.provider.calls) == 1                       # never retried in place
+    assert w.breaker(a).availability() == hold
+    w.clock.advance(299)
+    assert w.breaker(a).availability() == hold
+
+
+def test_local_saturation_fails_over_without_charging_the_provider():
+    w = World(breaker={"consecutive_failures": 1})
+    a = w.target("a", "anthropic", [err(C.LOCAL_SATURATION)] * 3)
+    b = w.target("b", "openai", [OPENAI_COMPLETION] * 3)
+    for _ in range(3):
+        assert w.run(w.request(), [a, b]).target is b
+    assert w.breaker(a).state is State.CLOSED and w.breaker(a).consecutive_failures == 0
+
+
+def test_a_breaker_that_opens_mid_request_cancels_the_retry():
+    w = World(breaker={"consecutive_failures": 1})
+    a = w.target("a", "anthropic", [err(C.SERVER, 500)])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert len(a.provider.calls) == 1
+    assert w.breaker(a).state is State.OPEN
+
+
+def test_the_deadline_stops_the_failover():
+    w = World()
+
+    def hang():
+        w.clock.advance(10)
+        return err(C.TIMEOUT)
+
+    a = w.target("a", "anthropic", [hang])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request(deadline_s=5)
+    with pytest.raises(AllAttemptsFailed) as exc:
+        w.run(req, [a, b])
+    assert [(x.target, x.outcome) for x in exc.value.attempts] == [("a/m", "timeout"),
+                                                                    ("b/m", "skipped:deadline")]
+    assert len(b.provider.calls) == 0
+
+
+def test_everything_failed_lists_every_attempt():
+    w = World()
+    a = w.target("a", "anthropic", [err(C.CONNECT)])
+    b = w.target("b", "openai", [err(C.OVERLOADED, 529), err(C.OVERLOADED, 529)])
+    req = w.request()
+    with pytest.raises(AllAttemptsFailed) as exc:
+        w.run(req, [a, b])
+    assert [(x.target, x.outcome, x.status) for x in exc.value.attempts] == [
+        ("a/m", "connect", 0), ("b/m", "overloaded", 529), ("b/m", "overloaded", 529)]
+
+
+@pytest.mark.parametrize("body,cls", [
+    (b'{"id": "msg_1", "type": "message", "content": [{"type"', C.MALFORMED),
+    (b'[1, 2]', C.MALFORMED),
+    (b'{"id": "msg_1", "type": "message"}', C.MALFORMED),
+    (orjson.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "x"}}),
+     C.OVERLOADED),
+])
+def test_a_bad_200_is_a_failure_not_an_answer(body, cls):
+    w = World(budget=(0.0, 0.0))
+    a = w.target("a", "anthropic", [body])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req)[0] == ("a", cls.value)
+
+
+def test_a_200_carrying_a_client_error_is_not_relayed_as_the_callers_mistake():
+    w = World()
+    bad = orjson.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": "?"}})
+    a = w.target("a", "anthropic", [bad])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req)[0] == ("a", "malformed_response")
+
+
+def test_every_breaker_open_still_tries_the_soonest_instead_of_failing_at_once():
+    w = World(breaker={"consecutive_failures": 1})
+    a = w.target("a", "anthropic", [err(C.SERVER, 500), ANTHROPIC_MESSAGE])
+    b = w.target("b", "openai", [err(C.SERVER, 500)])
+    with pytest.raises(AllAttemptsFailed):
+        w.run(w.request(), [a, b])
+    assert w.breaker(a).state is State.OPEN and w.breaker(b).state is State.OPEN
+    req = w.request()
+    assert w.run(req, [a, b]).target is a                # forced, despite the open breaker
+    assert w.breaker(a).state is State.CLOSED             # and its success closed it
+
+
+# -- streams and the commit point --------------------------------------------------------------
+
+
+def drain(result: StreamResult) -> list[bytes]:
+    async def collect() -> list[bytes]:
+        return [frame async for frame in result.tail]
+    return result.head + asyncio.run(collect())
+
+
+def test_an_in_band_error_before_the_first_token_is_a_silent_failover():
+    w = World(budget=(0.0, 0.0))
+    a = w.target("a", "anthropic", [[START, OVERLOADED]])
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    result = w.run(req, [a, b])
+    assert isinstance(result, StreamResult) and result.target is b
+    assert outcomes(req) == [("a", "overloaded"), ("b", "ok")]
+    assert a.provider.streams[0].closed
+    frames = b"".join(drain(result))
+    assert b"overloaded_error" not in frames and b"message_stop" in frames
+
+
+def test_a_stream_that_ends_before_content_is_truncated_and_failed_over():
+    w = World()
+    a = w.target("a", "anthropic", [[START, None]])
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req)[0] == ("a", "truncated")
+
+
+def test_pings_without_content_hit_the_first_token_timeout():
+    w = World()
+    a = w.target("a", "anthropic", [[START, Stall(0.9), Stall(0.9), Stall(0.9)]],
+                 first_token=1.5, idle=1.0)
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req)[0] == ("a", "first_token_timeout")
+
+
+@pytest.mark.parametrize("first_token,idle,cls", [(1.0, 1.0, C.FIRST_TOKEN_TIMEOUT),
+                                                  (5.0, 1.0, C.IDLE_TIMEOUT)])
+def test_a_stall_before_content_is_a_timeout_failover(first_token, idle, cls):
+    w = World()
+    a = w.target("a", "anthropic", [[START, Stall()]], first_token=first_token, idle=idle)
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req)[0] == ("a", cls.value)
+
+
+def test_commit_then_clean_end():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    result = w.run(req, [a])
+    assert any(b"text_delta" in f for f in result.head)    # committed at the first content
+    frames = drain(result)
+    assert result.outcome["ok"] is True
+    assert frames[-1].startswith(b"event: message_stop")
+    assert a.provider.streams[0].closed
+
+
+@pytest.mark.parametrize("failure,etype,outcome", [
+    (OVERLOADED, b"overloaded_error", "overloaded_after_commit"),
+    (None, b"api_error", "truncated_after_commit"),
+    (Stall(), b"api_error", "idle_timeout_after_commit"),
+])
+def test_a_failure_after_commit_is_an_in_band_error_in_the_clients_format(failure, etype, outcome):
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, failure]])
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    result = w.run(req, [a, b])
+    assert result.target is a                                # no failover once committed
+    frames = drain(result)
+    assert frames[-1].startswith(b"event: error") and etype in frames[-1]
+    assert result.outcome["ok"] is False
+    assert outcomes(req)[-1] == ("a", outcome)
+    assert w.breaker(a).consecutive_failures == 1           # counted against the target
+    assert len(b.provider.calls) == 0
+
+
+def test_an_openai_client_gets_the_error_as_an_openai_error_chunk():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, OVERLOADED]])
+    req = w.request("openai", stream=True)
+    frames = drain(w.run(req, [a]))
+    last = orjson.loads(frames[-1].removeprefix(b"data: "))
+    assert last["error"]["type"] == "overloaded_error"
+
+
+def test_a_half_open_probe_stream_closes_the_breaker_at_commit():
+    w = World(breaker={"consecutive_failures": 1, "cooldown_s": 10})
+    a = w.target("a", "anthropic", [err(C.CONNECT), [START, TOKEN, END]])
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    w.run(w.request(stream=True), [a, b])
+    assert w.breaker(a).state is State.OPEN
+    w.clock.advance(10)
+    result = w.run(w.request(stream=True), [a, b])
+    assert result.target is a
+    assert w.breaker(a).state is State.CLOSED
