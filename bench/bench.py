@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import signal
 import sys
 import time
 import urllib.request
@@ -27,18 +28,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import client  # noqa: E402
-import gateways as G  # noqa: E402
-import measure  # noqa: E402
-import outage  # noqa: E402
-import hotpath as prof  # noqa: E402
-import report  # noqa: E402
+import client
+import gateways as G
+import hotpath as prof
+import measure
+import outage
+import report
 
 SYSTEMS = ("direct", "ridethrough", "litellm", "portkey")
 FORMATS = ("openai", "anthropic")
 # Streams: the head at once, the first token 5 ms later, then 15 more 1 ms apart — enough
 # spacing that a gateway which buffers shows it, short enough to keep cells fast.
 STREAM_PACING = {"first_token_ms": 5.0, "token_interval_ms": 1.0}
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (and SIGHUP) unwind like Ctrl-C, so every started process is stopped."""
+    def bail(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, bail)
+    signal.signal(signal.SIGHUP, bail)
 
 
 def log(msg: str) -> None:
@@ -135,14 +144,7 @@ def run_matrix(systems: dict[str, G.Gateway], mock: G.Mock, run_dir: Path, *,
                 order = names[i % len(names):] + names[:i % len(names)]
                 i += 1
                 for name in order:
-                    gw = systems[name]
-                    cpu0 = _cpu_s(mock.proc.pid), _cpu_s(gw.proc.pid if gw.proc else None)
-                    r = measure.cell(gw, fmt, stream, c, duration, run_dir)
-                    cpu1 = _cpu_s(mock.proc.pid), _cpu_s(gw.proc.pid if gw.proc else None)
-                    wall = r["seconds"]
-                    r["mock_cpu_pct"] = round(100 * (cpu1[0] - cpu0[0]) / wall, 1)
-                    if gw.proc:
-                        r["gateway_cpu_pct"] = round(100 * (cpu1[1] - cpu0[1]) / wall, 1)
+                    r = measure.cell(systems[name], fmt, stream, c, duration, run_dir, mock.proc)
                     r.update(system=name, format=fmt, stream=stream)
                     rows.append(r)
                     lat = r["ttft_ms"]["p50"] if stream else r["latency_ms"]["p50"]
@@ -150,20 +152,6 @@ def run_matrix(systems: dict[str, G.Gateway], mock: G.Mock, run_dir: Path, *,
                         f"{r['rps']:>8.0f} req/s  p50 {lat:.2f} ms{' (first token)' if stream else ''}"
                         f"  errors {r['errors']}")
     return rows
-
-
-def _cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of a process and its children so far."""
-    if pid is None:
-        return 0.0
-    total = 0.0
-    for p in [pid, *G._descendants(pid)]:
-        try:
-            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(f[11]) + int(f[12])) / 100  # utime, stime in clock ticks (USER_HZ)
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
 
 
 def breaker_extra(rt: G.Gateway, mock: G.Mock, run_dir: Path, duration: float) -> dict:
@@ -242,15 +230,15 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": args.duration, "concurrency": args.concurrency,
             "stream_pacing": STREAM_PACING, "attempt_timeout_s": G.ATTEMPT_TIMEOUT_S,
             "outage_phases_s": args.phases, "outage_cases": args.outage_cases},
-        "notes": ["Portkey: PR #1551's one-line fix applied to build/start-server.js at install "
-                  "(its streams fail on Node 20 otherwise, issue #1389), and bound to 127.0.0.1."],
+        "notes": [("Portkey: PR #1551's one-line fix applied to build/start-server.js at install "
+                   "(its streams fail on Node 20 otherwise, issue #1389), and bound to 127.0.0.1.")],
     }
     t_start = time.monotonic()
     result["loadavg_start"] = G.loadavg()
     mock = G.start_mock(run_dir, measure.PYTHON, **STREAM_PACING)
     systems: dict[str, G.Gateway] = {}
     try:
-        if "matrix" in args.sections or "extras" in args.sections or "profile" in args.sections:
+        if {"matrix", "extras", "profile"} & set(args.sections):
             systems = start_systems(args.systems, mock, run_dir)
             log("warming up")
             warm_up(systems, run_dir, 1.0)
@@ -269,10 +257,8 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
         if "profile" in args.sections and rt is not None:
             log("profile: py-spy on ridethrough")
             result["profile"] = profile_extra(rt, run_dir, args.profile_seconds)
-    finally:
         for gw in systems.values():
             gw.stop()
-    try:
         if "outage" in args.sections:
             result["outage"] = []
             for case in args.outage_cases:
@@ -288,6 +274,8 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
                         f"{d['latency_ms']['p99']} ms, primary hit {d['primary_hits']} times")
                     result["outage"].append(r)
     finally:
+        for gw in systems.values():
+            gw.stop()
         mock.proc.stop()
     result["loadavg_end"] = G.loadavg()
     result["seconds"] = round(time.monotonic() - t_start, 1)
@@ -310,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-seconds", type=float, default=6.0)
     ap.add_argument("--out", type=Path, default=G.BENCH / "results")
     a = ap.parse_args(argv)
+    stop_on_sigterm()
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -324,8 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     result = summarize(samples, time.perf_counter() - t)
     if a.samples_out:
         with open(a.samples_out, "w") as f:
-            for s in samples:
-                f.write(json.dumps(asdict(s)) + "\n")
+            f.writelines(json.dumps(asdict(s)) + "\n" for s in samples)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

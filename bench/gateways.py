@@ -78,6 +78,17 @@ class Proc:
             os.killpg(self.pid, signal.SIGKILL)
             self.popen.wait(5)
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the process and its descendants so far."""
+        total = 0.0
+        for pid in [self.pid, *_descendants(self.pid)]:
+            try:
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
     def rss_mb(self) -> float:
         """Resident memory of the process and its descendants, MB."""
         total = 0
@@ -106,10 +117,9 @@ def _descendants(pid: int) -> list[int]:
 def spawn(name: str, argv: list[str], run_dir: Path, *, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> Proc:
     log = run_dir / f"{name}.log"
-    f = open(log, "ab")
-    p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
-    f.close()
+    with open(log, "ab") as f:
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
     return Proc(name, p, log)
 
 
@@ -351,7 +361,7 @@ def versions() -> dict[str, str]:
     """Versions of everything measured, for the report."""
     def cmd(argv: list[str], env: dict[str, str] | None = None) -> str:
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
                                  env={**os.environ, **(env or {})})
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
@@ -361,8 +371,9 @@ def versions() -> dict[str, str]:
     v = {
         "python": cmd([py, "-c", "import sys; print(sys.version.split()[0])"]),
         "ridethrough": cmd([py, "-c", "import importlib.metadata as m; print(m.version('ridethrough'))"]),
-        "uvicorn/starlette/aiohttp": cmd([py, "-c", "import importlib.metadata as m; print('/'.join("
-                                         "m.version(p) for p in ('uvicorn','starlette','aiohttp')))"]),
+        "uvicorn/starlette/aiohttp": cmd([py, "-c", (
+            "import importlib.metadata as m; "
+            "print('/'.join(m.version(p) for p in ('uvicorn','starlette','aiohttp')))")]),
         "node": cmd(["node", "--version"]),
         "wrk": cmd(["wrk", "--version"]).split(" Copyright")[0] if _has("wrk") else "not installed",
     }

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 from gateways import BENCH, ROOT, Gateway, Proc, body
 
@@ -35,7 +36,7 @@ class RssSampler:
         self._stop = threading.Event()
         self._t: threading.Thread | None = None
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         if self.proc is not None:
             self._t = threading.Thread(target=self._loop, daemon=True)
             self._t.start()
@@ -68,8 +69,8 @@ def wrk_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_dir
     argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s", f"--timeout={timeout_s:g}s",
             "-s", str(WRK_LUA), gw.url(fmt)]
     with RssSampler(gw.proc) as rss:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30,
-                             env={"BENCH_BODY": str(b), "BENCH_HEADERS": str(h), "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(argv, capture_output=True, text=True, check=False,
+                             timeout=duration_s + timeout_s + 30, env={"BENCH_BODY": str(b), "BENCH_HEADERS": str(h), "PATH": "/usr/bin:/bin"})
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -97,7 +98,8 @@ def stream_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_
     for k, v in gw.headers.get(fmt, {}).items():
         argv += ["--header", f"{k}: {v}"]
     with RssSampler(gw.proc) as rss:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
+        out = subprocess.run(argv, capture_output=True, text=True, check=False,
+                             timeout=duration_s + timeout_s + 30)
     if out.returncode != 0:
         raise RuntimeError(f"client.py failed: {out.stderr[-800:]}")
     c = json.loads(out.stdout.strip().splitlines()[-1])
@@ -110,8 +112,20 @@ def stream_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_
 
 
 def cell(gw: Gateway, fmt: str, stream: bool, concurrency: int, duration_s: float,
-         run_dir: Path) -> dict:
+         run_dir: Path, mock: Proc | None = None) -> dict:
+    """One cell, plus the CPU the system (and the mock) burnt during it. CPU per request is
+    the steadiest number on a shared machine: other work slows a gateway down but does not
+    make it spend more CPU on each request."""
     t = time.monotonic()
+    g0 = gw.proc.cpu_s() if gw.proc else 0.0
+    m0 = mock.cpu_s() if mock else 0.0
     r = (stream_cell if stream else wrk_cell)(gw, fmt, concurrency, duration_s, run_dir)
-    r["seconds"] = round(time.monotonic() - t, 2)
+    wall = time.monotonic() - t
+    r["seconds"] = round(wall, 2)
+    if gw.proc:
+        used = gw.proc.cpu_s() - g0
+        r["gateway_cpu_pct"] = round(100 * used / wall, 1)
+        r["cpu_us_per_req"] = round(1e6 * used / r["requests"], 1) if r["requests"] else None
+    if mock:
+        r["mock_cpu_pct"] = round(100 * (mock.cpu_s() - m0) / wall, 1)
     return r

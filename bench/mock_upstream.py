@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -31,12 +32,9 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-import json
-
 FAULT_MODES = ("none", "overloaded", "hang", "reset", "inband_before", "inband_after")
 STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
-TEXT_WORDS = ("The quick brown fox jumps over the lazy dog while the gateway keeps every "
-              "stream flowing and every answer arrives on time without a single error").split()
+TEXT_WORDS = ["The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "the", "gateway", "keeps", "every", "stream", "flowing", "and", "every", "answer", "arrives", "on", "time", "without", "a", "single", "error"]
 
 
 def _json(obj: object) -> bytes:
@@ -163,7 +161,7 @@ class PortState:
 
 
 class MockProtocol(asyncio.Protocol):
-    __slots__ = ("state", "transport", "buf", "loop", "busy")
+    __slots__ = ("buf", "busy", "loop", "state", "transport")
 
     def __init__(self, state: PortState) -> None:
         self.state = state
@@ -334,6 +332,13 @@ class MockProtocol(asyncio.Protocol):
         self.transport.write(_http(200, "OK", "application/json", st.stats()))  # type: ignore[union-attr]
 
 
+def _announce(path: str, line: str) -> None:
+    """Write the bound ports atomically: the harness waits for this file to appear."""
+    with open(path + ".tmp", "w") as f:
+        f.write(line + "\n")
+    os.replace(path + ".tmp", path)
+
+
 async def serve(ports: list[int], *, tokens: int, first_token_ms: float, token_interval_ms: float,
                 host: str = "127.0.0.1", ready_file: str | None = None) -> None:
     loop = asyncio.get_running_loop()
@@ -350,9 +355,7 @@ async def serve(ports: list[int], *, tokens: int, first_token_ms: float, token_i
         servers.append(srv)
     line = " ".join(str(p) for p in bound)
     if ready_file:
-        with open(ready_file + ".tmp", "w") as f:
-            f.write(line + "\n")
-        os.replace(ready_file + ".tmp", ready_file)
+        _announce(ready_file, line)
     print(f"mock upstream: listening on {host} ports {line}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

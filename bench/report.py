@@ -61,8 +61,8 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             verdict = "met" if ok(vals) else "**missed**"
         out.append((name, limit, shown, verdict))
 
-    lte = lambda lim: (lambda vs: all(v <= lim for v in vs))  # noqa: E731
-    gte = lambda lim: (lambda vs: all(v >= lim for v in vs))  # noqa: E731
+    lte = lambda lim: (lambda vs: all(v <= lim for v in vs))
+    gte = lambda lim: (lambda vs: all(v >= lim for v in vs))
     fm = ("openai", "anthropic")
     check("overhead p50 at c=1, JSON (OpenAI / Anthropic), ms", "≤ 0.5",
           [_over(rows, "ridethrough", f, False, 1, "latency_ms", "p50") for f in fm], lte(0.5))

@@ -30,6 +30,9 @@ def _bind(gw: Gateway, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
 def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
               extra_routes: list[Route] | None = None) -> Starlette:
     gw = gateway or Gateway(cfg)  # type: ignore[arg-type]
+    from ridethrough.health import default_store_path, install
+
+    health_routes = install(gw, store_path=default_store_path(gw.cfg.server.data_dir))
 
     async def messages(gw: Gateway, request: Request) -> Response:
         return await completions.handle(gw, request, completions.ANTHROPIC)
@@ -46,6 +49,7 @@ def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
         Route("/readyz", _bind(gw, ops.readyz), methods=["GET"]),
         Route("/admin/breakers", _bind(gw, admin.breakers), methods=["GET"]),
         Route("/admin/targets", _bind(gw, admin.set_target_state), methods=["POST"]),
+        *health_routes,
         *(extra_routes or []),
         Route("/v1/{path:path}", _bind(gw, forward.forward_other),
               methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

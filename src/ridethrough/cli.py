@@ -144,6 +144,16 @@ def simulate(host: str, port: int, name: str, token_delay: float) -> None:
     run_simulator(host, port, name, token_delay)
 
 
+def _register_health_commands() -> None:
+    from ridethrough.health.cli import incidents, status
+
+    main.add_command(status)
+    main.add_command(incidents)
+
+
+_register_health_commands()
+
+
 @main.group()
 def admin() -> None:
     """Operate a running gateway (needs RIDETHROUGH_ADMIN_KEY)."""

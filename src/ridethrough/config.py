@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from ridethrough.config_base import Strict
+from ridethrough.health.config import HealthConfig, cross_check_health
 
 Format = Literal["anthropic", "openai"]
 ProviderKind = Literal["anthropic", "openai", "openai-compatible", "simulated", "local"]
@@ -22,10 +25,6 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
     "openai": "https://api.openai.com/v1",
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Timeouts(Strict):
@@ -173,6 +172,7 @@ class Config(Strict):
     providers: dict[str, ProviderConfig] = {}
     routes: dict[str, RouteConfig] = {}
     resilience: ResilienceConfig = ResilienceConfig()
+    health: HealthConfig = HealthConfig()
 
 
 class ConfigError(Exception):
@@ -209,7 +209,7 @@ def parse_config(data: Any) -> Config:
                 msg = "unknown key"
             problems.append(f"{_path(err['loc'])}: {msg}")
         raise ConfigError(problems) from None
-    problems = cross_check(cfg)
+    problems = cross_check(cfg) + cross_check_health(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg

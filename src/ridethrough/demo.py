@@ -117,7 +117,7 @@ def phases(fast: bool, local_tier: bool) -> list[Phase]:
     ]
     if local_tier:
         def clouds_down(env: DemoEnv) -> None:
-            env.primary.set_fault(Fault(kind=FaultKind.REFUSE))
+            env.primary.set_fault(Fault(kind=FaultKind.HTTP_ERROR, status=503))
             env.secondary.set_fault(Fault(kind=FaultKind.HTTP_ERROR, status=503))
 
         def local_stopped(env: DemoEnv) -> None:

@@ -97,6 +97,7 @@ class Gateway:
         # Extensions (health monitor, cache, …) hook into the lifecycle here.
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_close: list[Callable[[], Awaitable[None]]] = []
+        self.health: Any = None  # the HealthService, once health.install() attached it
 
     def _target(self, provider: str, model: str, tcfg: Any) -> Target:
         p = self.providers[provider]
@@ -144,29 +145,17 @@ class Gateway:
                            param="model") from None
 
     async def serve(self, req: InboundRequest) -> JsonResult | StreamResult | FallbackResult:
-        """Plan, then the live targets, then the fallback tiers."""
+        """The route's plan, tier by tier.
+
+        Cloud targets first; when they all failed, a cached answer the cloud gave before (a
+        repeated question is better served by yesterday's real answer than by a tiny local
+        model); then the local model for new questions; then the route's static answer.
+        """
         cached = await self.tiers.before_live(req)
         if cached is not None:
             return cached
-        try:
-            result = await self._serve_live(req)
-        except AllAttemptsFailed:
-            fallback = await self.tiers.after_failure(req)
-            if fallback is None:
-                raise
-            return fallback
-        if isinstance(result, JsonResult):
-            self.tiers.remember(req, result.obj)
-        else:
-            relay = result.relay
-            result.outcome["on_end"] = lambda: self.tiers.remember(
-                req, relay.accumulated if result.outcome.get("ok") else None)
-        return result
-
-    async def _serve_live(self, req: InboundRequest) -> JsonResult | StreamResult:
-        targets = self.routes[req.route_name]
-        plan = plan_targets(targets, req.format, req.body, req.features, req.stream, self.board,
-                            self.last_resorts.get(req.route_name))
+        plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
+                            req.stream, self.board, self.last_resorts.get(req.route_name))
         if not plan.candidates:
             req.attempts.extend(plan.skipped)
             if plan.capability_only:
@@ -174,8 +163,36 @@ class Gateway:
                     "no target of route " + repr(req.route_name) + " can serve this request: "
                     + "; ".join(f"{a.target} {a.outcome.removeprefix('skipped:')}" for a in plan.skipped),
                     req.attempts)
-            raise AllAttemptsFailed("no target of the route is available", req.attempts)
-        return await self.executor.run(req, plan)
+        cloud, local = plan.split(lambda t: t.provider.kind == "local")
+        if cloud.candidates:
+            try:
+                return self._remember(req, await self.executor.run(req, cloud))
+            except AllAttemptsFailed:
+                pass
+        else:
+            req.attempts.extend(cloud.skipped)
+        fallback = await self.tiers.cached_after_failure(req)
+        if fallback is not None:
+            return fallback
+        if local.candidates:
+            try:
+                return await self.executor.run(req, local)  # degraded answers are not cached
+            except AllAttemptsFailed:
+                pass
+        static = self.tiers.static(req)
+        if static is not None:
+            return static
+        raise AllAttemptsFailed("every target of the route failed" if req.attempts
+                                else "no target of the route is available", req.attempts)
+
+    def _remember(self, req: InboundRequest, result: JsonResult | StreamResult) -> JsonResult | StreamResult:
+        if isinstance(result, JsonResult):
+            self.tiers.remember(req, result.obj)
+        else:
+            relay = result.relay
+            result.outcome["on_end"] = lambda: self.tiers.remember(
+                req, relay.accumulated if result.outcome.get("ok") else None)
+        return result
 
     # -- records ---------------------------------------------------------------------------
 

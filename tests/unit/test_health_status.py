@@ -140,6 +140,18 @@ def test_route_saved_by_failover_is_degraded_not_down() -> None:
     assert judge_route(window_of(failing, "route:claude").stats(10.0, 1000), TH).status == MAJOR
 
 
+def test_cache_answers_are_a_fallback_only_when_live_targets_failed() -> None:
+    hit_first = record("claude", [], outcome="ok", served_by="cache", tier="cache")
+    assert not samples_of(hit_first, A)[0].fallback           # cache mode "always": normal
+    after_failure = record("claude", [(A, "server_error")], outcome="ok", served_by="cache",
+                           tier="cache")
+    assert samples_of(after_failure, A)[0].fallback
+    stale = record("claude", [(A, "skipped:breaker_open")], outcome="ok", served_by="cache",
+                   tier="stale")
+    route = samples_of(stale, A)[0]
+    assert route.fallback and route.saved and not route.failed
+
+
 def test_slow_first_tokens_degrade_a_component() -> None:
     recs = [ok("claude", A, ms=15000.0, ttft_ms=12000.0, stream=True) for _ in range(10)]
     v = judge_route(window_of(recs, "route:claude").stats(10.0, 1000), TH)

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ridethrough.health.config import HealthConfig, cross_check_health
-from ridethrough.health.service import HealthService
 
-__all__ = ["HealthConfig", "HealthService", "cross_check_health", "default_store_path",
-           "install"]
+__all__ = ["HealthConfig", "cross_check_health", "default_store_path", "install"]
 
 
 def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = time.time,
@@ -27,6 +25,10 @@ def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = tim
 
     ``store_path`` None keeps history in memory only (lost at restart).
     """
+    # Imported here: the service pulls in the web layer, which imports the gateway, which
+    # imports the config, which imports this package's config module.
+    from ridethrough.health.service import HealthService
+
     existing = getattr(gw, "health", None)
     if isinstance(existing, HealthService):
         return existing.routes()
@@ -41,3 +43,11 @@ def default_store_path(data_dir: str | None) -> str:
     base = data_dir or os.path.join(
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "ridethrough")
     return os.path.join(base, "health.sqlite3")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HealthService":  # lazily, for the import-cycle reason given in install()
+        from ridethrough.health.service import HealthService
+
+        return HealthService
+    raise AttributeError(name)

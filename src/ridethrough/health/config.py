@@ -12,7 +12,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ridethrough.config import Config, Strict
+from typing import TYPE_CHECKING, Any
+
+from ridethrough.config_base import Strict
+
+if TYPE_CHECKING:
+    from ridethrough.config import Config
 
 
 class Thresholds(Strict):

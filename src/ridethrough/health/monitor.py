@@ -3,7 +3,9 @@
 The observer runs on the request path, so it only appends to a bounded queue (O(1), never
 raises, drops and counts when the queue is full). Everything else — samples, windows,
 buckets, status judgement, incident input — happens in ``tick``, called by the background
-loop once a second and by the status endpoints before they answer.
+loop once a second and by the status endpoints before they answer. Records are stamped with
+the health clock when observed (not ``record.ts``), so a test or drill that injects a clock
+sees every record at the moment it says.
 """
 
 from __future__ import annotations

@@ -66,10 +66,15 @@ def had_failed_attempt(record: RequestRecord) -> bool:
 
 
 def is_fallback(record: RequestRecord, first_target: str | None) -> bool:
+    """Answered, but not the way the route meant to: another target, or a cache/static tier
+    because the live targets failed. A cache hit served first (cache mode ``always``) is
+    the route working as configured, not a fallback."""
     if record.outcome != ROUTE_OK:
         return False
-    if record.tier != "live":
+    if record.tier in ("stale", "static"):
         return True
+    if record.tier != "live":
+        return had_failed_attempt(record)
     return record.served_by is not None and first_target is not None \
         and record.served_by != first_target
 

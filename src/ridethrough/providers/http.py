@@ -184,7 +184,7 @@ class HttpProvider:
                 raise await self._fail_from(resp, call.deadline.remaining())
             try:
                 async with _translate_errors(self.name, "body"):
-                    async with asyncio.timeout(call.deadline.cap(call.timeouts.total)):
+                    async with asyncio.timeout_at(ends_at):
                         body = await resp.read()
             except BaseException:
                 resp.close()  # a half-read body: this connection cannot be reused

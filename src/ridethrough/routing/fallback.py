@@ -88,16 +88,19 @@ class Tiers:
             entry = await self._semantic(req, allow_stale=False)
         return self._from_entry(req, entry) if entry is not None else None
 
-    async def after_failure(self, req: InboundRequest) -> FallbackResult | None:
-        """Every live target failed: stale exact hit, then semantic, then the static answer."""
-        if self._usable(req):
-            entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
-                                     req.body, req.key_id, allow_stale=True,
-                                     default_max_tokens=req.route.default_max_tokens)
-            if entry is None and req.route.semantic_cache.enabled:
-                entry = await self._semantic(req, allow_stale=True)
-            if entry is not None:
-                return self._from_entry(req, entry)
+    async def cached_after_failure(self, req: InboundRequest) -> FallbackResult | None:
+        """Every cloud target failed: an exact hit (stale allowed), else a semantic one."""
+        if not self._usable(req):
+            return None
+        entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
+                                 req.body, req.key_id, allow_stale=True,
+                                 default_max_tokens=req.route.default_max_tokens)
+        if entry is None and req.route.semantic_cache.enabled:
+            entry = await self._semantic(req, allow_stale=True)
+        return self._from_entry(req, entry) if entry is not None else None
+
+    def static(self, req: InboundRequest) -> FallbackResult | None:
+        """The last tier: the route's configured answer, so the host application keeps working."""
         if req.route.static_answer:
             return FallbackResult(static_answer(req.format, req.route.static_answer, req.route_name),
                                   "static", {"x-ridethrough-degraded": "static"})

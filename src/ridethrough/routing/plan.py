@@ -9,6 +9,7 @@ resort, instead of failing at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ridethrough.config import Timeouts
@@ -41,6 +42,12 @@ class Plan:
     # Targets that are fine but whose breaker is open: used when nothing else is left.
     forced: bool = False
     capability_only: bool = False  # every skip was a capability/translation skip
+
+    def split(self, degraded: Callable[[Target], bool]) -> tuple[Plan, Plan]:
+        """(first tier, degraded tier): the skip records travel with the first."""
+        first = Plan([t for t in self.candidates if not degraded(t)], self.skipped, self.forced)
+        rest = Plan([t for t in self.candidates if degraded(t)], [], self.forced)
+        return first, rest
 
 
 def capability_gap(caps: ResolvedCapabilities, feat: RequestFeatures, stream: bool) -> str | None:

@@ -65,7 +65,8 @@ def latency_chart(series: dict[str, list[LatencyPoint]], width: int = 640, heigh
     for i in (0, n // 2, n - 1):
         if i < len(first):
             label = datetime.fromtimestamp(first[i].start, UTC).strftime("%H:%M")
-            parts.append(f'<text x="{left + i * step:.1f}" y="{height - 6}" text-anchor="middle" '
+            anchor = "end" if i == n - 1 and n > 1 else "middle"   # keep the last label inside
+            parts.append(f'<text x="{left + i * step:.1f}" y="{height - 6}" text-anchor="{anchor}" '
                          f'font-size="16" fill="#57606a">{label}</text>')
     for idx, (name, pts) in enumerate(series.items()):
         color = SERIES[idx % len(SERIES)]
