@@ -194,7 +194,7 @@ def sim(gt: GatewayThread, provider: str) -> Any:
 
 
 def reset_sims(gt: GatewayThread) -> None:
-    for name, p in gt.gateway.providers.items():
+    for p in gt.gateway.providers.values():
         server = getattr(p, "server", None)
         if server is not None:
             server.clear_faults()

@@ -64,7 +64,8 @@ def main() -> None:
 @click.option("--port", default=None, type=int, help="Port (default from config: 8080).")
 def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """Run the gateway."""
-    from ridethrough.server import BindRefused, configure_logging, serve as run
+    from ridethrough.server import BindRefused, configure_logging
+    from ridethrough.server import serve as run
 
     configure_logging()
     try:

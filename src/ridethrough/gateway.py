@@ -11,8 +11,8 @@ import asyncio
 import logging
 import random
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from ridethrough.config import Config, RouteConfig, Timeouts

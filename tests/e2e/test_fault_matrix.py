@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anthropic
+import openai
 import pytest
 
 from ridethrough.harness import GatewayThread
@@ -144,12 +146,8 @@ def test_single_fault(request, resilience_kit, sdk, route, stream, fault_name):
         assert seen.in_band, seen
         assert seen.error_type == expected, seen
         if sdk == "anthropic":
-            import anthropic
-
             assert isinstance(seen.error, anthropic.APIStatusError)
         else:
-            import openai
-
             assert isinstance(seen.error, openai.APIError)
             assert not isinstance(seen.error, openai.APIStatusError)
         assert s_sim.stats.total == 0

@@ -88,7 +88,7 @@ def test_drain_then_restore_a_target(gt, resilience_kit, sdk, stream):
 
 def test_force_up_overrides_an_open_breaker_and_auto_gives_control_back(gt, resilience_kit):
     kit = resilience_kit
-    primary, secondary = kit.ROUTES[ROUTE]
+    primary, _ = kit.ROUTES[ROUTE]
     p_sim = kit.sim(gt, primary)
     target = kit.target_key(primary)
     p_sim.set_fault(Fault(FaultKind.HTTP_ERROR, status=503))

@@ -129,7 +129,7 @@ def test_half_open_lets_exactly_one_probe_through(resilience_kit, start_gateway,
         kit.ask("openai", gt.url, ROUTE, "trip", stream=False)
     p_sim.stats.reset()
     s_sim.stats.reset()
-    p_sim.set_fault(Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.01))
+    p_sim.set_fault(Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.02))   # ~1 s to answer
     fake.advance(16)
 
     results = {}

@@ -70,6 +70,14 @@ def test_anthropic_prompt_too_long_is_too_large_not_the_clients_fault():
     assert err.error_class is C.TOO_LARGE
 
 
+def test_anthropic_empty_account_is_quota_not_the_clients_fault():
+    # What the real API answers when the account is out of credit: a 400, not a 402.
+    err = classify_anthropic(400, anthropic_body(
+        "invalid_request_error", "Your credit balance is too low to access the Anthropic API. "
+        "Please go to Plans & Billing to upgrade or purchase credits."), {})
+    assert err.error_class is C.QUOTA
+
+
 def test_anthropic_retry_after_is_read():
     err = classify_anthropic(429, anthropic_body("rate_limit_error"), {"retry-after": "7"})
     assert err.retry_after == 7
@@ -190,7 +198,7 @@ def test_docs_errors_md_matches_the_actions_table():
             rows[m.group(1)] = cells
     assert set(rows) == {c.value for c in ErrorClass}
     for cls, action in ACTIONS.items():
-        trigger, what, failover, retry, breaker, hold = rows[cls.value]
+        _trigger, _action, failover, retry, breaker, hold = rows[cls.value]
         assert failover == ("yes" if action.failover else "no"), cls
         assert retry == ("once" if action.retry_same else "no"), cls
         assert breaker == ("yes" if action.counts_for_breaker else "no"), cls

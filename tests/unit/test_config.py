@@ -6,7 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 from ridethrough.cli import main
-from ridethrough.config import ConfigError, default_config, load_config, parse_config, provider_key_status
+from ridethrough.config import (
+    ConfigError,
+    default_config,
+    load_config,
+    parse_config,
+    provider_key_status,
+)
 
 GOOD = """
 providers:

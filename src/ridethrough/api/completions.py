@@ -21,7 +21,11 @@ from starlette.responses import Response, StreamingResponse
 from ridethrough.api.body import read_json
 from ridethrough.api.errors import render_error
 from ridethrough.errors import (
-    AllAttemptsFailed, AttemptRecord, AuthenticationFailed, NoTargetCanServe, RidethroughError,
+    AllAttemptsFailed,
+    AttemptRecord,
+    AuthenticationFailed,
+    NoTargetCanServe,
+    RidethroughError,
     UpstreamError,
 )
 from ridethrough.gateway import Gateway
@@ -125,7 +129,10 @@ def _degraded(result: JsonResult | StreamResult) -> dict[str, str]:
 
 def _fallback_frames(req: InboundRequest, result: FallbackResult) -> list[bytes]:
     from ridethrough.protocols.sse import encode_data
-    from ridethrough.protocols.synthesize import anthropic_message_to_events, openai_completion_to_chunks
+    from ridethrough.protocols.synthesize import (
+        anthropic_message_to_events,
+        openai_completion_to_chunks,
+    )
 
     if req.format == "anthropic":
         return [encode_event(name, data) for name, data in anthropic_message_to_events(result.obj)]
@@ -183,11 +190,34 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
             return _respond_fallback(gw, req, result)
         assert isinstance(result, StreamResult)
         h = _stream_headers(gw, req, result)
-        return StreamingResponse(_pipe(gw, req, result), headers=h, media_type="text/event-stream")
+        return _ClosingStream(_pipe(gw, req, result), result.close, headers=h,
+                              media_type="text/event-stream")
     # The commit point is slow: send headers now and keep the connection alive meanwhile.
     h = {"x-request-id": req.request_id, "x-ridethrough-target": "pending", **SSE_HEADERS}
-    return StreamingResponse(_keepalive_then_pipe(gw, req, task, keepalive), headers=h,
-                             media_type="text/event-stream")
+
+    async def close_task() -> None:
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and task.exception() is None and isinstance(task.result(), StreamResult):
+            await task.result().close()
+
+    return _ClosingStream(_keepalive_then_pipe(gw, req, task, keepalive), close_task, headers=h,
+                          media_type="text/event-stream")
+
+
+class _ClosingStream(StreamingResponse):
+    """A streaming response that always releases the upstream, even when the client went
+    away before the first byte was sent (the body generator then never runs)."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Any], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
 
 
 def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> dict[str, str]:

@@ -90,7 +90,7 @@ def canonical_request(fmt: str, body: Any, *, default_max_tokens: int | None = N
         if fmt == "openai":
             return _from_openai(body, default_max_tokens)
         return _from_anthropic(body)
-    except Exception:  # noqa: BLE001 - a malformed body must cost a cache hit, not a request
+    except Exception:
         return _as_is(fmt, body)
 
 

@@ -182,7 +182,7 @@ class SemanticIndex:
             vector = np.asarray(self.embedder.encode([text]), dtype=np.float32).reshape(-1)
             if not np.all(np.isfinite(vector)) or not vector.size:
                 raise ValueError("embedder returned an empty or non-finite vector")
-        except Exception as e:  # noqa: BLE001 - the semantic tier must not fail a request
+        except Exception as e:
             self.last_error = f"{type(e).__name__}: {e}"
             if not self._failing:
                 log.warning("semantic cache disabled: %s", self.last_error)
@@ -216,7 +216,7 @@ class SemanticIndex:
                 break
             try:
                 stored = Fingerprint.from_json(orjson.loads(usable[i].guard))
-            except Exception:  # noqa: BLE001 - an unreadable fingerprint vouches for nothing
+            except Exception:
                 self.rejections["unreadable"] += 1
                 continue
             reason = disagreement(question, stored, similarity, threshold=threshold,

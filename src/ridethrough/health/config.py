@@ -8,11 +8,9 @@ Unknown keys are errors, like the rest of the config.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
-
-from typing import TYPE_CHECKING, Any
 
 from ridethrough.config_base import Strict
 

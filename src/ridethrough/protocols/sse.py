@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SSEEvent", "SSEParser", "encode_event", "encode_data", "encode_comment", "DONE"]
+__all__ = ["DONE", "SSEEvent", "SSEParser", "encode_comment", "encode_data", "encode_event"]
 
 DONE = "[DONE]"
 
@@ -93,8 +93,7 @@ def _parse_frame(frame: bytes) -> SSEEvent | None:
             comment = True
             continue
         name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
+        value = value.removeprefix(" ")
         if name == "event":
             event = value
         elif name == "data":

@@ -54,10 +54,13 @@ def classify_anthropic(status: int, body: bytes, headers: dict[str, str]) -> Ups
         cls = _BY_STATUS[status]
     else:
         cls = _BY_TYPE.get(etype or "", ErrorClass.CLIENT if 400 <= status < 500 else ErrorClass.SERVER)
-    # Anthropic has no error code for an over-long prompt; its documented message is the only
-    # signal. This is the single place message text is consulted, and only to pick TOO_LARGE.
+    # Anthropic has no error code for an over-long prompt, nor for an empty account (a 400
+    # invalid_request_error, not 402 billing_error); its fixed messages are the only signal.
+    # This is the single place message text is consulted, and only for these two.
     if cls is ErrorClass.CLIENT and message.startswith("prompt is too long"):
         cls = ErrorClass.TOO_LARGE
+    elif cls is ErrorClass.CLIENT and message.startswith("Your credit balance is too low"):
+        cls = ErrorClass.QUOTA
     return UpstreamError(
         cls, f"{status} {etype or 'error'}: {message}"[:300], status=status, provider_type=etype,
         retry_after=parse_retry_after(headers), body=body,

@@ -241,7 +241,7 @@ class LocalProvider:
         try:
             llm = await asyncio.to_thread(load_llama, self.model_path, self.cfg.n_ctx)
             engine = LocalEngine(llm)
-        except Exception as e:  # noqa: BLE001 - a corrupt file must not stop the gateway
+        except Exception as e:
             self.unavailable_reason = f"cannot load {self.model_path.name}: {e}"
             log.warning("local provider %s: %s", self.name, self.unavailable_reason)
             return

@@ -133,7 +133,7 @@ class LocalEngine:
             result = self._formatter(messages=normalize_messages(messages))
         except UpstreamError:
             raise
-        except Exception as e:  # noqa: BLE001 - jinja2 errors: a template refusing the messages
+        except Exception as e:
             raise UpstreamError(ErrorClass.CLIENT, f"the chat template rejected the messages: {e}",
                                 status=400) from None
         return result.prompt, bool(result.added_special)

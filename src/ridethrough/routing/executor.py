@@ -22,7 +22,11 @@ import orjson
 
 from ridethrough.config import RetryConfig
 from ridethrough.errors import (
-    ACTIONS, AllAttemptsFailed, AttemptRecord, ErrorClass, UpstreamError,
+    ACTIONS,
+    AllAttemptsFailed,
+    AttemptRecord,
+    ErrorClass,
+    UpstreamError,
 )
 from ridethrough.providers.base import UpstreamStream
 from ridethrough.routing.breaker import BreakerBoard
@@ -53,7 +57,14 @@ class StreamResult:
     headers: dict[str, str]
     upstream_request_id: str | None
     relay: StreamRelay
+    upstream: UpstreamStream | None = None
     outcome: dict[str, Any] = field(default_factory=dict)  # filled when the stream ends
+
+    async def close(self) -> None:
+        """Release the upstream even if the client left before the tail was ever read."""
+        await self.tail.aclose()  # type: ignore[attr-defined]
+        if self.upstream is not None:
+            await self.upstream.aclose()
 
 
 class Executor:
@@ -100,7 +111,7 @@ class Executor:
                     if err.error_class is ErrorClass.CLIENT:
                         breaker.release()
                         raise err
-                    if action.counts_for_breaker:
+                    if action.counts_for_breaker and not _deadline_spent(err, req):
                         breaker.record_failure(err.error_class.value)
                     else:
                         breaker.release()
@@ -223,7 +234,8 @@ class Executor:
             raise
         # Committed: from here on the client sees this target's answer.
         self.board.get(target.key).record_success()
-        result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay)
+        result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay,
+                              upstream)
         result.tail = self._tail(req, target, upstream, relay, result)
         return result
 
@@ -232,7 +244,9 @@ class Executor:
         outcome = result.outcome
         try:
             while not relay.terminal_seen:
-                events = await upstream.read(min(target.timeouts.idle, max(req.deadline.remaining(), 0.001)))
+                # After commit only the idle gap bounds a stream: the deadline exists to answer
+                # before the client gives up, and a client reading a live stream has not.
+                events = await upstream.read(target.timeouts.idle)
                 if events is None:
                     raise UpstreamError(ErrorClass.TRUNCATED, "stream ended without its terminal event",
                                         target=target.key)
@@ -261,6 +275,15 @@ class Executor:
             await upstream.aclose()
             if self.on_stream_end is not None:
                 self.on_stream_end(req, result)
+
+
+_TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})
+
+
+def _deadline_spent(err: UpstreamError, req: InboundRequest) -> bool:
+    """A timeout that fired because the *request's* deadline ran out says nothing about
+    the target (the client asked for less time than the target's own limits allow)."""
+    return err.error_class in _TIME_CLASSES and req.deadline.remaining() < 0.05
 
 
 async def _empty() -> AsyncIterator[bytes]:

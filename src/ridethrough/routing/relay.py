@@ -21,8 +21,17 @@ from ridethrough.providers.openai import classify_openai_chunk_error
 
 
 class StreamRelay:
-    __slots__ = ("upstream_fmt", "client_fmt", "strip_usage", "content_seen", "terminal_seen",
-                 "usage", "_translator", "_acc", "_model")
+    __slots__ = (
+        "_acc",
+        "_model",
+        "_translator",
+        "client_fmt",
+        "content_seen",
+        "strip_usage",
+        "terminal_seen",
+        "upstream_fmt",
+        "usage",
+    )
 
     def __init__(self, upstream_fmt: str, client_fmt: str, *, model: str,
                  client_include_usage: bool, strip_usage: bool, accumulate: bool) -> None:
