@@ -39,7 +39,8 @@ def describe(cfg: Config) -> list[str]:
         k = keys.get(name)
         if k is not None and not k.present:
             status = f"UNAVAILABLE: {k.env or 'api_key_env'} is not set"
-        where = p.base_url or ("in-process simulator" if p.kind == "simulated" else "default URL")
+        where = p.base_url or {"simulated": "in-process simulator",
+                               "local": "in-process llama.cpp"}.get(p.kind, "default URL")
         lines.append(f"  provider {name}: {p.kind} ({where}) — {status}")
     for rname, r in cfg.routes.items():
         chain = " → ".join(f"{t.provider}/{t.model}" for t in r.targets)

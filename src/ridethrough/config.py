@@ -303,7 +303,9 @@ def default_config(environ: dict[str, str] | None = None, *, local_model: bool =
         for r in routes.values():
             r["targets"].append(local_target)
             r["static_answer"] = STATIC_DEFAULT
-        routes["local"] = {"targets": [local_target], "static_answer": STATIC_DEFAULT}
+        # The cache sits in front of the slow local model: repeated questions never wait on it.
+        routes["local"] = {"targets": [local_target], "static_answer": STATIC_DEFAULT,
+                           "cache": {"mode": "always"}}
     return parse_config({"providers": providers, "routes": routes})
 
 

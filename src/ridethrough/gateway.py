@@ -176,9 +176,14 @@ class Gateway:
             return fallback
         if local.candidates:
             try:
-                return await self.executor.run(req, local)  # degraded answers are not cached
+                result = await self.executor.run(req, local)
             except AllAttemptsFailed:
                 pass
+            else:
+                # A local model's answer is cached only where it is the route's best answer;
+                # behind clouds it is a stopgap and must never be replayed as if from them.
+                only_local = all(t.provider.kind == "local" for t in self.routes[req.route_name])
+                return self._remember(req, result) if only_local else result
         static = self.tiers.static(req)
         if static is not None:
             return static

@@ -96,3 +96,9 @@ def test_serve_refuses_public_bind_without_gateway_keys(tmp_path):
     r = CliRunner().invoke(main, ["serve", "--config", str(p), "--host", "0.0.0.0", "--port", "0"])
     assert r.exit_code == 2
     assert "refusing to listen on 0.0.0.0" in r.output
+
+
+def test_embedded_default_puts_the_cache_in_front_of_the_local_model():
+    cfg = default_config({}, local_model=True)
+    assert cfg.routes["local"].cache.mode == "always"
+    assert [t.provider for t in cfg.routes["local"].targets] == ["local"]
