@@ -91,32 +91,33 @@ class IncidentEngine:
                 {"code": comp.id, "name": comp.name, "old_status": old, "new_status": new})
 
     def on_record(self, record: RequestRecord, now: float) -> None:
-        touched: set[str] = set()
-        for a in record.attempts:
-            if attempt_verdict(a.outcome) == (True, True):
-                touched.add("provider:" + a.target.split("/", 1)[0])
-                touched.add(f"route:{record.route}")
-        if record.outcome in ROUTE_FAILURES:
-            touched.add(f"route:{record.route}")
-        for subject in touched:
-            counter = self._counter(subject)
-            if counter is not None:
-                counter.requests_affected += 1
-                counter.requests_saved += record.outcome == ROUTE_OK
+        ok = record.outcome == ROUTE_OK
+        for subject in touched_subjects(record):
+            self.count_requests(subject, 1, int(ok))
         first = self.catalog.first_target.get(record.route)
-        if first is None or not is_fallback(record, first):
-            return
-        dest = record.served_by if record.tier == "live" else f"{record.tier} answers"
-        for subject in ("provider:" + first.split("/", 1)[0], f"route:{record.route}"):
+        moved = failover_of(record, first)
+        if moved is not None and first is not None:
+            self.note_failover(record.route, first, moved[0], moved[1], now)
+
+    def count_requests(self, subject: str, affected: int, saved: int) -> None:
+        """Requests that hit a failure of ``subject`` (``saved`` of them still answered)."""
+        counter = self._counter(subject)
+        if counter is not None:
+            counter.requests_affected += affected
+            counter.requests_saved += saved
+
+    def note_failover(self, route: str, first: str, dest: str, tier: str, now: float) -> None:
+        """Route ``route`` (whose first target is ``first``) was answered by ``dest``."""
+        for subject in ("provider:" + first.split("/", 1)[0], f"route:{route}"):
             counter = self._counter(subject)
-            if counter is None or not dest or dest in counter.failovers:
+            if counter is None or dest in counter.failovers:
                 continue
             counter.failovers.append(dest)
             inc = self.open.get(subject)
             if inc is not None:
-                verb = "Failing over to" if record.tier == "live" else "Serving"
+                verb = "Failing over to" if tier == "live" else "Serving"
                 status = IDENTIFIED if inc.status == INVESTIGATING else inc.status
-                self._post(inc, status, f"{verb} {dest} for route {record.route}.",
+                self._post(inc, status, f"{verb} {dest} for route {route}.",
                            now, kind="failover")
 
     def on_upstream(self, provider: str, bad: bool, text: str, now: float) -> None:
@@ -175,6 +176,14 @@ class IncidentEngine:
             self._post(inc, status, " ".join(p.strip() for p in parts if p.strip()), now,
                        affected=changes or None)
 
+    def seed_status(self, comp: Component, status: str, reasons: list[str], since: float) -> None:
+        """A worker taking over as leader learns the statuses its predecessor published,
+        without posting them as changes (they are not news)."""
+        self.statuses[comp.key] = status
+        self.reasons[comp.key] = reasons
+        if severity(status) >= self.threshold.get(comp.kind, 99):
+            self.bad_since[comp.key] = since
+
     def _why(self, keys: list[str]) -> str:
         reasons = [f" {self.catalog.components[k].name}: {'; '.join(self.reasons[k])}."
                    for k in keys if self.reasons.get(k) and k in self.bad_since]
@@ -205,7 +214,7 @@ class IncidentEngine:
         self._post(inc, status, body, now, affected=affected, event="opened")
 
     def _resolve(self, inc: Incident, now: float, changes: list[dict[str, str]] | None = None,
-                 body: str | None = None, kind: str = "auto") -> None:
+                 body: str | None = None, kind: str = "auto", update_id: str | None = None) -> None:
         inc.resolved_at = now
         if inc.ended_at is None:
             inc.ended_at = now
@@ -218,14 +227,16 @@ class IncidentEngine:
         self.history.insert(0, inc)
         del self.history[HISTORY_IN_MEMORY:]
         log.warning("incident resolved: %s (%s)", inc.name, inc.id)
-        self._post(inc, RESOLVED, body, now, affected=changes or None, event="resolved", kind=kind)
+        self._post(inc, RESOLVED, body, now, affected=changes or None, event="resolved", kind=kind,
+                   update_id=update_id)
 
     def _post(self, inc: Incident, status: str, body: str, now: float, *,
               affected: list[dict[str, str]] | None = None, event: str = "updated",
-              kind: str = "auto") -> IncidentUpdate:
+              kind: str = "auto", update_id: str | None = None) -> IncidentUpdate:
         inc.status = status
         inc.updated_at = now
-        upd = IncidentUpdate(new_id(), inc.id, status, body.strip(), now, kind, affected)
+        upd = IncidentUpdate(update_id or new_id(), inc.id, status, body.strip(), now, kind,
+                             affected)
         inc.updates.append(upd)
         self.dirty.add(inc.id)
         for listener in self.listeners:
@@ -252,12 +263,15 @@ class IncidentEngine:
                 return inc
         return None
 
-    def add_note(self, inc: Incident, body: str, status: str | None, now: float) -> IncidentUpdate:
+    def add_note(self, inc: Incident, body: str, status: str | None, now: float,
+                 update_id: str | None = None) -> IncidentUpdate:
+        """``update_id``: chosen by a worker that asked the leader to post the note, so it
+        can recognise the note once published."""
         if status == RESOLVED and inc.unresolved:
-            self._resolve(inc, now, body=body, kind="note")
+            self._resolve(inc, now, body=body, kind="note", update_id=update_id)
             return inc.updates[-1]
         new_status = status if status in UNRESOLVED and inc.unresolved else inc.status
-        return self._post(inc, new_status, body, now, kind="note")
+        return self._post(inc, new_status, body, now, kind="note", update_id=update_id)
 
     def set_postmortem(self, inc: Incident, body: str, now: float) -> None:
         inc.postmortem, inc.postmortem_at, inc.updated_at = body, now, now
@@ -287,6 +301,26 @@ class IncidentEngine:
         return sorted([*self.open.values(), *self.history], key=lambda i: -i.created_at)
 
 
+def touched_subjects(record: RequestRecord) -> set[str]:
+    """The incident subjects whose failure this request ran into."""
+    touched: set[str] = set()
+    for a in record.attempts:
+        if attempt_verdict(a.outcome) == (True, True):
+            touched.add("provider:" + a.target.split("/", 1)[0])
+            touched.add(f"route:{record.route}")
+    if record.outcome in ROUTE_FAILURES:
+        touched.add(f"route:{record.route}")
+    return touched
+
+
+def failover_of(record: RequestRecord, first_target: str | None) -> tuple[str, str] | None:
+    """(where the answer came from, its tier) when the route did not answer as meant."""
+    if first_target is None or not is_fallback(record, first_target):
+        return None
+    dest = record.served_by if record.tier == "live" else f"{record.tier} answers"
+    return (dest, record.tier) if dest else None
+
+
 def _rank(impact: str) -> int:
     return {"none": 0, "minor": 1, "major": 2, "critical": 3}.get(impact, 0)
 
@@ -299,4 +333,4 @@ def _title(subject: str, comps: list[Component], worst: int) -> str:
     return f"{phrase} on route {subject.removeprefix('route:')}"
 
 
-__all__ = ["IncidentEngine", "IncidentEvent"]
+__all__ = ["IncidentEngine", "IncidentEvent", "failover_of", "touched_subjects"]

@@ -50,7 +50,10 @@ class Plan:
         return first, rest
 
 
-def capability_gap(caps: ResolvedCapabilities, feat: RequestFeatures, stream: bool) -> str | None:
+def capability_gap(caps: ResolvedCapabilities, feat: RequestFeatures, stream: bool,
+                   fits: bool | None = None) -> str | None:
+    """Why a target cannot carry this request, or None. ``fits`` is an exact context check
+    by the target's own tokenizer, when it has one; else the conservative estimate decides."""
     if feat.tools and not caps.tools:
         return "capability:tools"
     if feat.images and not caps.images:
@@ -59,7 +62,9 @@ def capability_gap(caps: ResolvedCapabilities, feat: RequestFeatures, stream: bo
         return "capability:streaming"
     if feat.json_mode and not caps.json_mode:
         return "capability:json_mode"
-    if feat.estimated_input_tokens + min(feat.max_output_tokens, 256) > caps.context_window:
+    too_big = (not fits) if fits is not None else (
+        feat.estimated_input_tokens + min(feat.max_output_tokens, 256) > caps.context_window)
+    if too_big:
         return f"capability:context_window({caps.context_window})"
     return None
 
@@ -76,6 +81,23 @@ def translation_gap(client_fmt: str, target: Target, body: dict) -> str | None:
     return f"untranslatable:{reason}" if reason else None
 
 
+def exact_fit(target: Target, client_fmt: str, body: dict, feat: RequestFeatures) -> bool | None:
+    """For a target that can count its own tokens (the local model, via llama.cpp's
+    tokenizer), whether the prompt fits its window; None where only an estimate exists."""
+    fits = getattr(target.provider, "fits", None)
+    if fits is None:
+        return None
+    try:
+        messages = body.get("messages") or []
+        if client_fmt == "anthropic":
+            from ridethrough.protocols import translate
+
+            messages = translate.anthropic_to_openai_request(body, target.model).body["messages"]
+        return bool(fits(messages, min(feat.max_output_tokens or 256, 256)))
+    except Exception:  # no tokenizer yet, or an odd request: the estimate decides
+        return None
+
+
 def plan_targets(
     targets: list[Target], client_fmt: str, body: dict, feat: RequestFeatures, stream: bool,
     board: BreakerBoard, last_resort: Target | None = None,
@@ -86,7 +108,8 @@ def plan_targets(
     for t in targets:
         reason = t.provider.unavailable_reason and f"unavailable:{t.provider.unavailable_reason}"
         if not reason:
-            reason = capability_gap(t.caps, feat, stream) or translation_gap(client_fmt, t, body)
+            reason = translation_gap(client_fmt, t, body) or capability_gap(
+                t.caps, feat, stream, exact_fit(t, client_fmt, body, feat))
             if reason:
                 capability_skips += 1
         if not reason:

@@ -41,11 +41,42 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("003_meta", """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """),
+    ("004_workers", """
+        CREATE TABLE live_slices (
+            instance TEXT NOT NULL,            -- the worker process that saw the samples
+            component TEXT NOT NULL,
+            second INTEGER NOT NULL,           -- unix second the samples fell in
+            seq INTEGER NOT NULL,              -- write number: readers ask for "newer than"
+            data TEXT NOT NULL,                -- JSON of health.slices.Slice
+            PRIMARY KEY (instance, component, second)
+        );
+        CREATE INDEX live_slices_by_seq ON live_slices (seq);
+        CREATE INDEX live_slices_by_second ON live_slices (second);
+        CREATE TABLE workers (
+            instance TEXT PRIMARY KEY,
+            session TEXT NOT NULL,             -- one `serve --workers N` run
+            slot INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            seen_at REAL NOT NULL,
+            data TEXT NOT NULL                 -- JSON: breakers, counters, store health
+        );
+        CREATE TABLE health_feed (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance TEXT NOT NULL,
+            at REAL NOT NULL,
+            data TEXT NOT NULL                 -- JSON: request tallies, or an operator command
+        );
+    """),
 ]
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied now."""
+    """Apply every migration not yet recorded; return the names applied now.
+
+    Several worker processes may open a new file at the same moment: each migration runs
+    under the write lock (``BEGIN IMMEDIATE``) and is re-checked there, so exactly one
+    process applies it and the others find it done instead of failing on "table exists".
+    """
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
     done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     applied = []
@@ -53,7 +84,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         if name in done:
             continue
         with conn:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                continue  # another process applied it while we waited for the lock
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",

@@ -107,6 +107,12 @@ class SqliteStore:
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"{self.path}: {e}") from None
 
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` under this store's lock and error translation: for the other
+        table modules of this package (``store.shared``), so there is still one place where
+        sqlite3 errors become ``StoreUnavailable``."""
+        return self._run(fn)
+
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT count(*) FROM _migrations").fetchone())
 
@@ -173,14 +179,14 @@ class SqliteStore:
     def save_incidents(self, incidents: list[dict[str, Any]]) -> None:
         def tx(c: sqlite3.Connection) -> None:
             with c:
-                for d in incidents:
-                    c.execute(
-                        "INSERT OR REPLACE INTO incidents (id, subject, status, created_at, "
-                        "updated_at, resolved_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (d["id"], d["subject"], d["status"], d["created_at"], d["updated_at"],
-                         d.get("resolved_at"), orjson.dumps(d).decode()))
+                write_incidents(c, incidents)
         if incidents:
             self._run(tx)
+
+    def load_incident(self, incident_id: str) -> dict[str, Any] | None:
+        row = self._run(lambda c: c.execute(
+            "SELECT data FROM incidents WHERE id = ?", (incident_id,)).fetchone())
+        return orjson.loads(row[0]) if row else None
 
     def load_incidents(self, limit: int = 50, unresolved_only: bool = False) -> list[dict[str, Any]]:
         where = "WHERE resolved_at IS NULL" if unresolved_only else ""
@@ -198,6 +204,16 @@ class SqliteStore:
     def set_meta(self, key: str, value: str) -> None:
         self._run(lambda c: c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                       (key, value)))
+
+
+def write_incidents(c: sqlite3.Connection, incidents: list[dict[str, Any]]) -> None:
+    """Upsert whole incidents (inside the caller's transaction)."""
+    for d in incidents:
+        c.execute(
+            "INSERT OR REPLACE INTO incidents (id, subject, status, created_at, "
+            "updated_at, resolved_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (d["id"], d["subject"], d["status"], d["created_at"], d["updated_at"],
+             d.get("resolved_at"), orjson.dumps(d).decode()))
 
 
 def _select(c: sqlite3.Connection, resolution: str, component: str | None, start: int,
