@@ -44,8 +44,10 @@ STREAM_PACING = {"first_token_ms": 5.0, "token_interval_ms": 1.0}
 
 def stop_on_sigterm() -> None:
     """SIGTERM (and SIGHUP) unwind like Ctrl-C, so every started process is stopped."""
+
     def bail(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
+
     signal.signal(signal.SIGTERM, bail)
     signal.signal(signal.SIGHUP, bail)
 
@@ -62,6 +64,7 @@ def new_run_dir() -> Path:
 
 # -- smoke -----------------------------------------------------------------------------------
 
+
 def smoke(run_dir: Path, *, use_wrk: bool | None = None, requests: int = 8) -> dict[str, Any]:
     """Mock + ridethrough, a few requests of each kind, one failover. Seconds; no timings
     are judged. Returns the per-kind client summaries and the failover check."""
@@ -75,9 +78,17 @@ def smoke(run_dir: Path, *, use_wrk: bool | None = None, requests: int = 8) -> d
         for target in (G.direct(mock), gw):
             for fmt in FORMATS:
                 for stream in (False, True):
-                    job = client.Job(target.url(fmt), G.body(fmt, stream), fmt, stream,
-                                     target.headers.get(fmt, {}), concurrency=2, duration_s=10,
-                                     max_requests=requests, timeout_s=10)
+                    job = client.Job(
+                        target.url(fmt),
+                        G.body(fmt, stream),
+                        fmt,
+                        stream,
+                        target.headers.get(fmt, {}),
+                        concurrency=2,
+                        duration_s=10,
+                        max_requests=requests,
+                        timeout_s=10,
+                    )
                     t = time.perf_counter()
                     r = client.summarize(asyncio.run(client.run(job)), time.perf_counter() - t)
                     out["cells"][f"{target.name}/{fmt}/{'stream' if stream else 'json'}"] = r
@@ -89,9 +100,17 @@ def smoke(run_dir: Path, *, use_wrk: bool | None = None, requests: int = 8) -> d
         # The fault switch and failover: a 529ing primary must not reach the client.
         mock.reset()
         mock.fault("overloaded")
-        job = client.Job(gw.url("openai"), G.body("openai", False), "openai", False,
-                         gw.headers["openai"], concurrency=2, duration_s=10, max_requests=requests,
-                         timeout_s=10)
+        job = client.Job(
+            gw.url("openai"),
+            G.body("openai", False),
+            "openai",
+            False,
+            gw.headers["openai"],
+            concurrency=2,
+            duration_s=10,
+            max_requests=requests,
+            timeout_s=10,
+        )
         r = client.summarize(asyncio.run(client.run(job)))
         mock.fault("none")
         r["primary_hits"] = mock.stats(mock.primary)["counts"].get("fault_overloaded", 0)
@@ -106,6 +125,7 @@ def smoke(run_dir: Path, *, use_wrk: bool | None = None, requests: int = 8) -> d
 
 
 # -- full run --------------------------------------------------------------------------------
+
 
 def start_systems(names: list[str], mock: G.Mock, run_dir: Path) -> dict[str, G.Gateway]:
     systems: dict[str, G.Gateway] = {}
@@ -133,24 +153,33 @@ def warm_up(systems: dict[str, G.Gateway], run_dir: Path, seconds: float) -> Non
                 measure.cell(gw, fmt, stream, 16, seconds, run_dir)
 
 
-def run_matrix(systems: dict[str, G.Gateway], mock: G.Mock, run_dir: Path, *,
-               concurrencies: list[int], duration: float) -> list[dict]:
+def run_matrix(
+    systems: dict[str, G.Gateway],
+    mock: G.Mock,
+    run_dir: Path,
+    *,
+    concurrencies: list[int],
+    duration: float,
+) -> list[dict]:
     rows = []
     names = list(systems)
     i = 0
     for fmt in FORMATS:
         for stream in (False, True):
             for c in concurrencies:
-                order = names[i % len(names):] + names[:i % len(names)]
+                order = names[i % len(names) :] + names[: i % len(names)]
                 i += 1
                 for name in order:
                     r = measure.cell(systems[name], fmt, stream, c, duration, run_dir, mock.proc)
                     r.update(system=name, format=fmt, stream=stream)
                     rows.append(r)
                     lat = r["ttft_ms"]["p50"] if stream else r["latency_ms"]["p50"]
-                    log(f"{fmt:9} {'stream' if stream else 'json':6} c={c:<3} {name:11} "
-                        f"{r['rps']:>8.0f} req/s  p50 {lat:.2f} ms{' (first token)' if stream else ''}"
-                        f"  errors {r['errors']}")
+                    log(
+                        f"{fmt:9} {'stream' if stream else 'json':6} c={c:<3} {name:11} "
+                        f"{r['rps']:>8.0f} req/s  p50 {lat:.2f} ms"
+                        f"{' (first token)' if stream else ''}"
+                        f"  errors {r['errors']}"
+                    )
     return rows
 
 
@@ -160,8 +189,17 @@ def breaker_extra(rt: G.Gateway, mock: G.Mock, run_dir: Path, duration: float) -
     healthy = measure.wrk_cell(rt, "openai", 1, duration, run_dir)
     mock.fault("overloaded")
     try:
-        job = client.Job(rt.url("openai"), G.body("openai", False), "openai", False,
-                         rt.headers["openai"], 1, 10, 40, 10)
+        job = client.Job(
+            rt.url("openai"),
+            G.body("openai", False),
+            "openai",
+            False,
+            rt.headers["openai"],
+            1,
+            10,
+            40,
+            10,
+        )
         asyncio.run(client.run(job))  # enough 529s to open the primary's breaker
         states = {b["target"]: b["state"] for b in G.ridethrough_breakers(rt)}
         before = mock.stats(mock.primary)["counts"].get("requests", 0)
@@ -169,13 +207,22 @@ def breaker_extra(rt: G.Gateway, mock: G.Mock, run_dir: Path, duration: float) -
         hits = mock.stats(mock.primary)["counts"].get("requests", 0) - before
     finally:
         mock.fault("none")
-    direct2 = measure.wrk_cell(G.Gateway("direct-secondary", mock.secondary, None,
-                                         G.direct(mock).headers), "openai", 1, duration, run_dir)
-    return {"breaker_state": states.get("primary/gpt-4.1"), "healthy": healthy,
-            "breaker_open": around, "direct_secondary": direct2,
-            "primary_hits_while_open": hits,
-            "extra_p50_ms": round(around["latency_ms"]["p50"] - healthy["latency_ms"]["p50"], 3),
-            "overhead_p50_ms": round(around["latency_ms"]["p50"] - direct2["latency_ms"]["p50"], 3)}
+    direct2 = measure.wrk_cell(
+        G.Gateway("direct-secondary", mock.secondary, None, G.direct(mock).headers),
+        "openai",
+        1,
+        duration,
+        run_dir,
+    )
+    return {
+        "breaker_state": states.get("primary/gpt-4.1"),
+        "healthy": healthy,
+        "breaker_open": around,
+        "direct_secondary": direct2,
+        "primary_hits_while_open": hits,
+        "extra_p50_ms": round(around["latency_ms"]["p50"] - healthy["latency_ms"]["p50"], 3),
+        "overhead_p50_ms": round(around["latency_ms"]["p50"] - direct2["latency_ms"]["p50"], 3),
+    }
 
 
 def cache_extra(mock: G.Mock, run_dir: Path, duration: float) -> dict:
@@ -188,20 +235,33 @@ def cache_extra(mock: G.Mock, run_dir: Path, duration: float) -> dict:
         mock.reset()
         b = G.body("openai", False)
         for _ in range(3):
-            req = urllib.request.Request(gw.url("openai"), data=b, headers={
-                "content-type": "application/json", **gw.headers["openai"]})
+            req = urllib.request.Request(
+                gw.url("openai"),
+                data=b,
+                headers={"content-type": "application/json", **gw.headers["openai"]},
+            )
             with urllib.request.urlopen(req, timeout=10) as r:
                 tier = r.headers.get("x-ridethrough-tier") or r.headers.get("x-ridethrough-cache")
                 r.read()
         upstream = mock.stats(mock.primary)["counts"].get("requests", 0)
         if upstream >= 3:
-            return {"works": False, "why": "3 identical requests all reached the upstream "
-                    "(config accepted, no cache hit)", "upstream_requests": upstream}
+            return {
+                "works": False,
+                "why": "3 identical requests all reached the upstream "
+                "(config accepted, no cache hit)",
+                "upstream_requests": upstream,
+            }
         hit = measure.wrk_cell(gw, "openai", 1, duration, run_dir)
         direct = measure.wrk_cell(G.direct(mock), "openai", 1, duration, run_dir)
-        return {"works": True, "tier_header": tier, "upstream_requests": upstream, "hit": hit,
-                "direct": direct, "hit_p50_ms": hit["latency_ms"]["p50"],
-                "direct_p50_ms": direct["latency_ms"]["p50"]}
+        return {
+            "works": True,
+            "tier_header": tier,
+            "upstream_requests": upstream,
+            "hit": hit,
+            "direct": direct,
+            "hit_p50_ms": hit["latency_ms"]["p50"],
+            "direct_p50_ms": direct["latency_ms"]["p50"],
+        }
     finally:
         gw.stop()
 
@@ -210,11 +270,14 @@ def profile_extra(rt: G.Gateway, run_dir: Path, seconds: float) -> dict:
     if not prof.available():
         return {"skipped": "py-spy not installed (bash bench/setup.sh tools)"}
     out = {}
-    for label, fmt, stream in (("openai_json_c16", "openai", False),
-                               ("anthropic_stream_c16", "anthropic", True)):
+    for label, fmt, stream in (
+        ("openai_json_c16", "openai", False),
+        ("anthropic_stream_c16", "anthropic", True),
+    ):
         path = run_dir / f"profile-{label}.txt"
-        load = (lambda fmt=fmt, stream=stream:
-                measure.cell(rt, fmt, stream, 16, seconds + 2, run_dir))
+        def load(fmt: str = fmt, stream: bool = stream) -> None:
+            measure.cell(rt, fmt, stream, 16, seconds + 2, run_dir)
+
         prof.record_during(rt.proc.pid, seconds, path, load)  # type: ignore[union-attr]
         out[label] = prof.analyze(path, expected_samples=int(seconds * 250))
         out[label]["raw"] = str(path)
@@ -225,13 +288,23 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
     run_dir = new_run_dir()
     log(f"run folder {run_dir}")
     result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": G.machine(),
-        "versions": G.versions(), "settings": {
-            "duration_s": args.duration, "concurrency": args.concurrency,
-            "stream_pacing": STREAM_PACING, "attempt_timeout_s": G.ATTEMPT_TIMEOUT_S,
-            "outage_phases_s": args.phases, "outage_cases": args.outage_cases},
-        "notes": [("Portkey: PR #1551's one-line fix applied to build/start-server.js at install "
-                   "(its streams fail on Node 20 otherwise, issue #1389), and bound to 127.0.0.1.")],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": G.machine(),
+        "versions": G.versions(),
+        "settings": {
+            "duration_s": args.duration,
+            "concurrency": args.concurrency,
+            "stream_pacing": STREAM_PACING,
+            "attempt_timeout_s": G.ATTEMPT_TIMEOUT_S,
+            "outage_phases_s": args.phases,
+            "outage_cases": args.outage_cases,
+        },
+        "notes": [
+            (
+                "Portkey: PR #1551's one-line fix applied to build/start-server.js at install "
+                "(its streams fail on Node 20 otherwise, issue #1389), and bound to 127.0.0.1."
+            )
+        ],
     }
     t_start = time.monotonic()
     result["loadavg_start"] = G.loadavg()
@@ -243,14 +316,17 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
             log("warming up")
             warm_up(systems, run_dir, 1.0)
         if "matrix" in args.sections:
-            result["matrix"] = run_matrix(systems, mock, run_dir,
-                                          concurrencies=args.concurrency, duration=args.duration)
+            result["matrix"] = run_matrix(
+                systems, mock, run_dir, concurrencies=args.concurrency, duration=args.duration
+            )
         rt = systems.get("ridethrough")
         if "extras" in args.sections and rt is not None:
             log("extras: open breaker")
             result["breaker"] = breaker_extra(rt, mock, run_dir, args.duration)
-            log(f"  {result['breaker']['extra_p50_ms']} ms extra p50 with the primary's breaker "
-                f"{result['breaker']['breaker_state']}")
+            log(
+                f"  {result['breaker']['extra_p50_ms']} ms extra p50 with the primary's breaker "
+                f"{result['breaker']['breaker_state']}"
+            )
             log("extras: exact cache")
             result["cache"] = cache_extra(mock, run_dir, args.duration)
             log(f"  cache: {result['cache'].get('hit_p50_ms', result['cache'].get('why'))}")
@@ -263,15 +339,21 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
             result["outage"] = []
             for case in args.outage_cases:
                 for name in args.systems:
-                    if name == "direct" or (name == "litellm" and not G.litellm_available()) or (
-                            name == "portkey" and not G.portkey_available()):
+                    if (
+                        name == "direct"
+                        or (name == "litellm" and not G.litellm_available())
+                        or (name == "portkey" and not G.portkey_available())
+                    ):
                         continue
                     log(f"outage {case:14} {name}")
-                    r = outage.run_case(name, case, mock, run_dir,
-                                        phases=outage.Phases(*args.phases))
+                    r = outage.run_case(
+                        name, case, mock, run_dir, phases=outage.Phases(*args.phases)
+                    )
                     d = r["during"]
-                    log(f"  during: {d['failures']}/{d['requests']} failed, p99 "
-                        f"{d['latency_ms']['p99']} ms, primary hit {d['primary_hits']} times")
+                    log(
+                        f"  during: {d['failures']}/{d['requests']} failed, p99 "
+                        f"{d['latency_ms']['p99']} ms, primary hit {d['primary_hits']} times"
+                    )
                     result["outage"].append(r)
     finally:
         for gw in systems.values():
@@ -287,20 +369,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="mock + ridethrough, seconds, no timings")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per matrix cell")
-    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                    default=[1, 16, 64, 256])
+    ap.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64, 256]
+    )
     ap.add_argument("--systems", type=lambda s: s.split(","), default=list(SYSTEMS))
-    ap.add_argument("--sections", type=lambda s: s.split(","),
-                    default=["matrix", "extras", "profile", "outage"])
+    ap.add_argument(
+        "--sections", type=lambda s: s.split(","), default=["matrix", "extras", "profile", "outage"]
+    )
     ap.add_argument("--outage-cases", type=lambda s: s.split(","), default=list(outage.CASES))
-    ap.add_argument("--phases", type=lambda s: [float(x) for x in s.split(",")],
-                    default=[2.0, 6.0, 8.0], help="outage before,during,after seconds")
+    ap.add_argument(
+        "--phases",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[2.0, 6.0, 8.0],
+        help="outage before,during,after seconds",
+    )
     ap.add_argument("--profile-seconds", type=float, default=6.0)
     ap.add_argument("--out", type=Path, default=G.BENCH / "results")
     a = ap.parse_args(argv)
     stop_on_sigterm()
     try:
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
@@ -309,10 +398,14 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         r = smoke(run_dir)
         for k, v in r["cells"].items():
-            print(f"  {k:40} {v['ok']:>4} ok  {v['errors']} errors  "
-                  f"p50 {v.get('ttlb_ms', v.get('latency_ms', {})).get('p50')} ms")
-        print(f"smoke: {'OK' if r['errors'] == 0 else 'FAILED'} — {r['errors']} errors, "
-              f"{time.monotonic() - t:.1f} s (logs in {run_dir})")
+            print(
+                f"  {k:40} {v['ok']:>4} ok  {v['errors']} errors  "
+                f"p50 {v.get('ttlb_ms', v.get('latency_ms', {})).get('p50')} ms"
+            )
+        print(
+            f"smoke: {'OK' if r['errors'] == 0 else 'FAILED'} — {r['errors']} errors, "
+            f"{time.monotonic() - t:.1f} s (logs in {run_dir})"
+        )
         return 0 if r["errors"] == 0 else 1
     result = full(a)
     a.out.mkdir(parents=True, exist_ok=True)

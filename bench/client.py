@@ -45,14 +45,14 @@ ERROR_RE = {
 
 @dataclass(slots=True)
 class Sample:
-    start: float                 # seconds since the run began
+    start: float  # seconds since the run began
     ok: bool
-    kind: str                    # "ok" or the error kind
+    kind: str  # "ok" or the error kind
     status: int = 0
-    ttfb: float | None = None    # seconds
+    ttfb: float | None = None  # seconds
     ttft: float | None = None
     ttlb: float | None = None
-    elapsed: float = 0.0         # until the answer or the failure, seconds
+    elapsed: float = 0.0  # until the answer or the failure, seconds
 
 
 class Failure(Exception):
@@ -64,22 +64,26 @@ class Failure(Exception):
 
 @dataclass
 class Job:
-    url: str                                  # http://127.0.0.1:PORT/v1/messages
+    url: str  # http://127.0.0.1:PORT/v1/messages
     body: bytes
-    fmt: str                                  # "anthropic" | "openai"
+    fmt: str  # "anthropic" | "openai"
     stream: bool
     headers: dict[str, str] = field(default_factory=dict)
     concurrency: int = 1
     duration_s: float = 3.0
-    max_requests: int = 1_000_000             # across all workers
-    timeout_s: float = 30.0                   # per request, as the client's own deadline
+    max_requests: int = 1_000_000  # across all workers
+    timeout_s: float = 30.0  # per request, as the client's own deadline
 
     def request_bytes(self) -> bytes:
         u = urlsplit(self.url)
         path = u.path + (f"?{u.query}" if u.query else "")
-        lines = [f"POST {path} HTTP/1.1", f"host: {u.netloc}",
-                 "content-type: application/json", f"content-length: {len(self.body)}",
-                 "accept: " + ("text/event-stream" if self.stream else "application/json")]
+        lines = [
+            f"POST {path} HTTP/1.1",
+            f"host: {u.netloc}",
+            "content-type: application/json",
+            f"content-length: {len(self.body)}",
+            "accept: " + ("text/event-stream" if self.stream else "application/json"),
+        ]
         lines += [f"{k}: {v}" for k, v in self.headers.items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
@@ -96,7 +100,8 @@ class Conn:
         if self.writer is None or self.writer.is_closing():
             try:
                 self.reader, self.writer = await asyncio.open_connection(
-                    self.host, self.port, limit=1 << 20)
+                    self.host, self.port, limit=1 << 20
+                )
             except OSError:
                 raise Failure("connect") from None
         assert self.reader is not None
@@ -181,8 +186,7 @@ async def one_request(conn: Conn, job: Job, raw: bytes, t0: float) -> Sample:
                 took(data)
     except (asyncio.IncompleteReadError, ConnectionError):
         conn.close()
-        raise Failure("incomplete" if s.status == 200 else f"status_{s.status}",
-                      s.status) from None
+        raise Failure("incomplete" if s.status == 200 else f"status_{s.status}", s.status) from None
     s.ttlb = time.perf_counter() - sent
     if close:
         conn.close()
@@ -275,8 +279,11 @@ def summarize(samples: list[Sample], wall_s: float | None = None) -> dict[str, A
         ends = [s.start + (s.ttlb or 0) for s in samples]
         wall_s = (max(ends) - min(s.start for s in samples)) if samples else 0.0
     out: dict[str, Any] = {
-        "requests": len(samples), "ok": len(ok), "errors": sum(errors.values()),
-        "error_kinds": errors, "wall_s": round(wall_s, 3),
+        "requests": len(samples),
+        "ok": len(ok),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "wall_s": round(wall_s, 3),
         "rps": round(len(ok) / wall_s, 1) if wall_s > 0 else 0.0,
     }
     for name in ("ttfb", "ttft", "ttlb"):
@@ -310,15 +317,24 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     try:
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
     with open(a.body_file, "rb") as f:
         body = f.read()
     headers = dict(h.split(":", 1) for h in a.header)
-    job = Job(a.url, body, a.format, b'"stream": true' in body or b'"stream":true' in body,
-              {k.strip(): v.strip() for k, v in headers.items()}, a.concurrency, a.duration,
-              a.max_requests, a.timeout)
+    job = Job(
+        a.url,
+        body,
+        a.format,
+        b'"stream": true' in body or b'"stream":true' in body,
+        {k.strip(): v.strip() for k, v in headers.items()},
+        a.concurrency,
+        a.duration,
+        a.max_requests,
+        a.timeout,
+    )
     t = time.perf_counter()
     samples = asyncio.run(run(job))
     result = summarize(samples, time.perf_counter() - t)

@@ -15,6 +15,7 @@ Processes are started with their output in the run folder and stopped by their o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -43,8 +44,11 @@ def free_port() -> int:
 
 def body(fmt: str, stream: bool) -> bytes:
     """The request every measurement sends: a short chat turn, like most real traffic."""
-    obj: dict = {"model": MODELS[fmt], "max_tokens": 64,
-                 "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
+    obj: dict = {
+        "model": MODELS[fmt],
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+    }
     if stream:
         obj["stream"] = True
     return json.dumps(obj).encode()
@@ -114,12 +118,25 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def spawn(name: str, argv: list[str], run_dir: Path, *, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> Proc:
+def spawn(
+    name: str,
+    argv: list[str],
+    run_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Proc:
     log = run_dir / f"{name}.log"
     with open(log, "ab") as f:
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True)
+        p = subprocess.Popen(
+            argv,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
     return Proc(name, p, log)
 
 
@@ -161,16 +178,32 @@ class Mock:
             self.admin(port, "/__admin/reset")
 
 
-def start_mock(run_dir: Path, python: str, *, first_token_ms: float, token_interval_ms: float,
-               tokens: int = 16) -> Mock:
+def start_mock(
+    run_dir: Path, python: str, *, first_token_ms: float, token_interval_ms: float, tokens: int = 16
+) -> Mock:
     ready = run_dir / "mock.ports"
     ready.unlink(missing_ok=True)
     p1, p2 = free_port(), free_port()
-    proc = spawn("mock", [python, str(BENCH / "mock_upstream.py"), "--port", str(p1),
-                          "--port", str(p2), "--tokens", str(tokens),
-                          "--first-token-ms", str(first_token_ms),
-                          "--token-interval-ms", str(token_interval_ms),
-                          "--ready-file", str(ready)], run_dir)
+    proc = spawn(
+        "mock",
+        [
+            python,
+            str(BENCH / "mock_upstream.py"),
+            "--port",
+            str(p1),
+            "--port",
+            str(p2),
+            "--tokens",
+            str(tokens),
+            "--first-token-ms",
+            str(first_token_ms),
+            "--token-interval-ms",
+            str(token_interval_ms),
+            "--ready-file",
+            str(ready),
+        ],
+        run_dir,
+    )
     deadline = time.monotonic() + 10
     while not ready.exists():
         if not proc.alive() or time.monotonic() > deadline:
@@ -208,30 +241,56 @@ def direct(mock: Mock) -> Gateway:
 
 # -- ridethrough -----------------------------------------------------------------------------
 
+
 def ridethrough_config(mock: Mock, data_dir: Path, *, cache: str | None = None) -> str:
+    """The config of the issue, plus a secondary for the Anthropic route, the shared
+    per-attempt timeout, and an admin key (to read breaker states)."""
     t = ATTEMPT_TIMEOUT_S
-    timeouts = f"{{connect: {t}, first_byte: {t}, first_token: {t}, idle: {t}, total: {t}}}"
-    cache_line = f", cache: {{mode: \"{cache}\"}}" if cache else ""
-    admin_hash = __import__("hashlib").sha256(ADMIN_KEY.encode()).hexdigest()
-    return f"""\
-# Written by bench/gateways.py for one benchmark run.
-server:
-  access_log: false
-  data_dir: "{data_dir}"
-  admin_keys: [{{name: bench, sha256: "{admin_hash}"}}]
-providers:
-  primary:   {{kind: openai-compatible, base_url: "http://127.0.0.1:{mock.primary}/v1", timeouts: {timeouts}}}
-  secondary: {{kind: openai-compatible, base_url: "http://127.0.0.1:{mock.secondary}/v1", timeouts: {timeouts}}}
-  claude:    {{kind: anthropic, base_url: "http://127.0.0.1:{mock.primary}", api_key_env: BENCH_KEY, timeouts: {timeouts}}}
-  claude-secondary: {{kind: anthropic, base_url: "http://127.0.0.1:{mock.secondary}", api_key_env: BENCH_KEY, timeouts: {timeouts}}}
-routes:
-  gpt-4.1: {{targets: [{{provider: primary, model: gpt-4.1}}, {{provider: secondary, model: gpt-4.1}}]{cache_line}}}
-  claude-sonnet-4-5: {{targets: [{{provider: claude, model: claude-sonnet-4-5}}, {{provider: claude-secondary, model: claude-sonnet-4-5}}]{cache_line}}}
-"""
+    timeouts = {"connect": t, "first_byte": t, "first_token": t, "idle": t, "total": t}
+
+    def provider(kind: str, port: int, **extra: str) -> dict:
+        base = f"http://127.0.0.1:{port}" + ("/v1" if kind == "openai-compatible" else "")
+        return {"kind": kind, "base_url": base, **extra, "timeouts": timeouts}
+
+    def route(*targets: tuple[str, str]) -> dict:
+        r: dict = {"targets": [{"provider": p, "model": m} for p, m in targets]}
+        if cache:
+            r["cache"] = {"mode": cache}
+        return r
+
+    cfg = {
+        "server": {
+            "access_log": False,
+            "data_dir": str(data_dir),
+            "admin_keys": [
+                {"name": "bench", "sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}
+            ],
+        },
+        "providers": {
+            "primary": provider("openai-compatible", mock.primary),
+            "secondary": provider("openai-compatible", mock.secondary),
+            "claude": provider("anthropic", mock.primary, api_key_env="BENCH_KEY"),
+            "claude-secondary": provider("anthropic", mock.secondary, api_key_env="BENCH_KEY"),
+        },
+        "routes": {
+            "gpt-4.1": route(("primary", "gpt-4.1"), ("secondary", "gpt-4.1")),
+            "claude-sonnet-4-5": route(
+                ("claude", "claude-sonnet-4-5"), ("claude-secondary", "claude-sonnet-4-5")
+            ),
+        },
+    }
+    # JSON is YAML: no YAML library needed to write it, and ridethrough reads it as usual.
+    return "# Written by bench/gateways.py for one benchmark run.\n" + json.dumps(cfg, indent=2)
 
 
-def start_ridethrough(mock: Mock, run_dir: Path, *, cache: str | None = None,
-                      name: str = "ridethrough", src: Path | None = None) -> Gateway:
+def start_ridethrough(
+    mock: Mock,
+    run_dir: Path,
+    *,
+    cache: str | None = None,
+    name: str = "ridethrough",
+    src: Path | None = None,
+) -> Gateway:
     """``src``: run ridethrough from another source tree (a scratch copy with a change to
     measure) instead of the installed one; it goes first on PYTHONPATH."""
     data = run_dir / f"{name}-data"
@@ -241,16 +300,32 @@ def start_ridethrough(mock: Mock, run_dir: Path, *, cache: str | None = None,
     port = free_port()
     exe = ROOT / ".venv" / "bin" / "python"
     py = str(exe) if exe.exists() else sys.executable
-    proc = spawn(name, [py, "-m", "ridethrough", "serve", "--config", str(cfg), "--host", "127.0.0.1",
-                        "--port", str(port)], run_dir,
-                 env={"BENCH_KEY": "bench", **({"PYTHONPATH": str(src)} if src else {})})
+    proc = spawn(
+        name,
+        [
+            py,
+            "-m",
+            "ridethrough",
+            "serve",
+            "--config",
+            str(cfg),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        run_dir,
+        env={"BENCH_KEY": "bench", **({"PYTHONPATH": str(src)} if src else {})},
+    )
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, 30)
     return Gateway(name, port, proc, dict(CLIENT_HEADERS))
 
 
 def ridethrough_breakers(gw: Gateway) -> list[dict]:
-    req = urllib.request.Request(f"http://127.0.0.1:{gw.port}/admin/breakers",
-                                 headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{gw.port}/admin/breakers",
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         return list(json.loads(r.read())["targets"])
 
@@ -273,35 +348,48 @@ def litellm_config(mock: Mock) -> str:
         ("gpt-4.1", "openai/gpt-4.1", f"http://127.0.0.1:{mock.primary}/v1"),
         ("gpt-4.1-secondary", "openai/gpt-4.1", f"http://127.0.0.1:{mock.secondary}/v1"),
         ("claude-sonnet-4-5", "anthropic/claude-sonnet-4-5", f"http://127.0.0.1:{mock.primary}"),
-        ("claude-sonnet-4-5-secondary", "anthropic/claude-sonnet-4-5",
-         f"http://127.0.0.1:{mock.secondary}"),
+        (
+            "claude-sonnet-4-5-secondary",
+            "anthropic/claude-sonnet-4-5",
+            f"http://127.0.0.1:{mock.secondary}",
+        ),
     ):
-        rows.append(f"  - model_name: {name}\n    litellm_params: {{model: {model}, "
-                    f"api_base: \"{base}\", api_key: bench, timeout: {t}, stream_timeout: {t}}}")
-    return ("# Written by bench/gateways.py for one benchmark run.\nmodel_list:\n"
-            + "\n".join(rows) + """
+        rows.append(
+            f"  - model_name: {name}\n    litellm_params: {{model: {model}, "
+            f'api_base: "{base}", api_key: bench, timeout: {t}, stream_timeout: {t}}}'
+        )
+    return (
+        "# Written by bench/gateways.py for one benchmark run.\nmodel_list:\n"
+        + "\n".join(rows)
+        + """
 router_settings:
   # LiteLLM's documented reliability settings: retries, cooldown after failures, fallbacks.
   num_retries: 2
   allowed_fails: 3
   cooldown_time: 15
-  fallbacks: [{"gpt-4.1": ["gpt-4.1-secondary"]}, {"claude-sonnet-4-5": ["claude-sonnet-4-5-secondary"]}]
+  fallbacks:
+    - {"gpt-4.1": ["gpt-4.1-secondary"]}
+    - {"claude-sonnet-4-5": ["claude-sonnet-4-5-secondary"]}
 litellm_settings:
   telemetry: false
   drop_params: true
 general_settings:
   # No auth on any gateway in this benchmark (ridethrough runs without gateway keys too).
   dangerously_permit_weak_or_unset_master_key: true
-""")
+"""
+    )
 
 
 LITELLM_LOG_CONFIG = {
     # Like ridethrough's `access_log: false`: no line per request on any gateway.
-    "version": 1, "disable_existing_loggers": False,
+    "version": 1,
+    "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
     "handlers": {"err": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"uvicorn": {"handlers": ["err"], "level": "WARNING"},
-                "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False}},
+    "loggers": {
+        "uvicorn": {"handlers": ["err"], "level": "WARNING"},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
 }
 
 
@@ -315,42 +403,72 @@ def start_litellm(mock: Mock, run_dir: Path) -> Gateway:
     logcfg = run_dir / "litellm-logging.json"
     logcfg.write_text(json.dumps(LITELLM_LOG_CONFIG))
     port = free_port()
-    proc = spawn("litellm", [str(PEERS / "litellm-venv" / "bin" / "litellm"), "--config", str(cfg),
-                             "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1",
-                             "--log_config", str(logcfg)], run_dir, env=LITELLM_ENV, cwd=run_dir)
+    proc = spawn(
+        "litellm",
+        [
+            str(PEERS / "litellm-venv" / "bin" / "litellm"),
+            "--config",
+            str(cfg),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+            "--log_config",
+            str(logcfg),
+        ],
+        run_dir,
+        env=LITELLM_ENV,
+        cwd=run_dir,
+    )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, 90)
     return Gateway("litellm", port, proc, dict(CLIENT_HEADERS))
 
 
 # -- Portkey ---------------------------------------------------------------------------------
 
-PORTKEY_JS = PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+PORTKEY_JS = (
+    PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+)
 
 
 def portkey_available() -> bool:
-    return PORTKEY_JS.exists()
+    """Installed, and patched to listen on loopback only (bench/setup.sh): else skipped."""
+    return PORTKEY_JS.exists() and 'hostname:"127.0.0.1"' in PORTKEY_JS.read_text()
 
 
 def portkey_config(mock: Mock, fmt: str) -> str:
     """Portkey takes its route per request, in the x-portkey-config header."""
     provider = "openai" if fmt == "openai" else "anthropic"
-    targets = [{"provider": provider, "api_key": "bench",
-                "custom_host": f"http://127.0.0.1:{port}/v1",
-                "request_timeout": ATTEMPT_TIMEOUT_S * 1000}
-               for port in (mock.primary, mock.secondary)]
+    targets = [
+        {
+            "provider": provider,
+            "api_key": "bench",
+            "custom_host": f"http://127.0.0.1:{port}/v1",
+            "request_timeout": ATTEMPT_TIMEOUT_S * 1000,
+        }
+        for port in (mock.primary, mock.secondary)
+    ]
     # Portkey's documented reliability settings: retry the primary, then fall back.
     targets[0]["retry"] = {"attempts": 2}
-    return json.dumps({"strategy": {"mode": "fallback"}, "targets": targets},
-                      separators=(",", ":"))
+    return json.dumps({"strategy": {"mode": "fallback"}, "targets": targets}, separators=(",", ":"))
 
 
 def start_portkey(mock: Mock, run_dir: Path) -> Gateway:
     port = free_port()
-    proc = spawn("portkey", ["node", str(PORTKEY_JS), f"--port={port}", "--headless"], run_dir,
-                 env={"NODE_ENV": "production"}, cwd=PEERS / "portkey")
+    proc = spawn(
+        "portkey",
+        ["node", str(PORTKEY_JS), f"--port={port}", "--headless"],
+        run_dir,
+        env={"NODE_ENV": "production"},
+        cwd=PEERS / "portkey",
+    )
     wait_http(f"http://127.0.0.1:{port}/", proc, 30)
-    headers = {fmt: {**CLIENT_HEADERS[fmt], "x-portkey-config": portkey_config(mock, fmt)}
-               for fmt in ("openai", "anthropic")}
+    headers = {
+        fmt: {**CLIENT_HEADERS[fmt], "x-portkey-config": portkey_config(mock, fmt)}
+        for fmt in ("openai", "anthropic")
+    }
     return Gateway("portkey", port, proc, headers)
 
 
@@ -359,10 +477,17 @@ STARTERS = {"ridethrough": start_ridethrough, "litellm": start_litellm, "portkey
 
 def versions() -> dict[str, str]:
     """Versions of everything measured, for the report."""
+
     def cmd(argv: list[str], env: dict[str, str] | None = None) -> str:
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
-                                 env={**os.environ, **(env or {})})
+            out = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                env={**os.environ, **(env or {})},
+            )
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "not installed"
@@ -370,16 +495,31 @@ def versions() -> dict[str, str]:
     py = str(ROOT / ".venv" / "bin" / "python")
     v = {
         "python": cmd([py, "-c", "import sys; print(sys.version.split()[0])"]),
-        "ridethrough": cmd([py, "-c", "import importlib.metadata as m; print(m.version('ridethrough'))"]),
-        "uvicorn/starlette/aiohttp": cmd([py, "-c", (
-            "import importlib.metadata as m; "
-            "print('/'.join(m.version(p) for p in ('uvicorn','starlette','aiohttp')))")]),
+        "ridethrough": cmd(
+            [py, "-c", "import importlib.metadata as m; print(m.version('ridethrough'))"]
+        ),
+        "uvicorn/starlette/aiohttp": cmd(
+            [
+                py,
+                "-c",
+                (
+                    "import importlib.metadata as m; "
+                    "print('/'.join(m.version(p) for p in ('uvicorn','starlette','aiohttp')))"
+                ),
+            ]
+        ),
         "node": cmd(["node", "--version"]),
         "wrk": cmd(["wrk", "--version"]).split(" Copyright")[0] if _has("wrk") else "not installed",
     }
     lp = PEERS / "litellm-venv" / "bin" / "python"
-    v["litellm"] = cmd([str(lp), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
-                       LITELLM_ENV) if lp.exists() else "not installed"
+    v["litellm"] = (
+        cmd(
+            [str(lp), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+            LITELLM_ENV,
+        )
+        if lp.exists()
+        else "not installed"
+    )
     pj = PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "package.json"
     v["portkey"] = json.loads(pj.read_text())["version"] if pj.exists() else "not installed"
     return v
@@ -387,6 +527,7 @@ def versions() -> dict[str, str]:
 
 def _has(exe: str) -> bool:
     from shutil import which
+
     return which(exe) is not None
 
 
@@ -406,8 +547,12 @@ def machine() -> dict[str, str]:
                 mem_kb = int(line.split()[1])
     except OSError:
         pass
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram_gib": f"{mem_kb / 1024 / 1024:.1f}",
-            "kernel": os.uname().release}
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram_gib": f"{mem_kb / 1024 / 1024:.1f}",
+        "kernel": os.uname().release,
+    }
 
 
 def loadavg() -> str:

@@ -43,12 +43,24 @@ AREAS: list[tuple[str, str]] = [
     ("logging", "/logging/"),
 ]
 # The frames every sample sits under (CLI, server start-up, the loop's run call): no signal.
-_ROOT_CHAIN = ("click/", "asyncio/runners.py", "uvicorn/server.py", "uvicorn/_compat.py",
-               "/bin/ridethrough", "ridethrough/cli.py", "ridethrough/server.py", "runpy.py",
-               "ridethrough/__main__.py", "threading.py")
+_ROOT_CHAIN = (
+    "click/",
+    "asyncio/runners.py",
+    "uvicorn/server.py",
+    "uvicorn/_compat.py",
+    "/bin/ridethrough",
+    "ridethrough/cli.py",
+    "ridethrough/server.py",
+    "runpy.py",
+    "ridethrough/__main__.py",
+    "threading.py",
+)
 # Leaf frames of a thread that is only waiting (py-spy cannot always tell it is idle).
-IDLE_LEAVES = (("_worker", "concurrent/futures/thread.py"), ("wait", "threading.py"),
-               ("select", "selectors.py"))
+IDLE_LEAVES = (
+    ("_worker", "concurrent/futures/thread.py"),
+    ("wait", "threading.py"),
+    ("select", "selectors.py"),
+)
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -58,10 +70,27 @@ def available() -> bool:
 
 def record(pid: int, seconds: float, out: Path, rate: int = 250) -> Path:
     """Sample ``pid`` for ``seconds`` into ``out`` (collapsed stacks, one per line)."""
-    subprocess.run([str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                    "--rate", str(rate), "--format", "raw", "--output", str(out), "--nonblocking",
-                    "--full-filenames"],
-                   check=True, capture_output=True, timeout=seconds + 60)
+    subprocess.run(
+        [
+            str(PY_SPY),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+            "--full-filenames",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=seconds + 60,
+    )
     return out
 
 
@@ -130,14 +159,30 @@ def analyze(path: Path, top: int = 15, expected_samples: int | None = None) -> d
     def pct(c: Counter[str]) -> list[tuple[str, float]]:
         return [(k, round(100 * v / busy, 1)) for k, v in c.most_common(top)] if busy else []
 
-    return {"samples_busy": busy,
-            "busy_pct": round(100 * busy / expected_samples, 1) if expected_samples else None,
-            "self": pct(self_c),
-            "inclusive_ridethrough": pct(Counter({k: v for k, v in incl_c.items()
-                                                  if "(ridethrough/" in k and not any(
-                                                      r in k for r in _ROOT_CHAIN)})),
-            "inclusive_libraries": pct(Counter({k: v for k, v in incl_c.items()
-                                                if "(ridethrough/" not in k and not any(
-                                                    r in k for r in _ROOT_CHAIN)})),
-            "threads": [(k, round(100 * v / busy, 1)) for k, v in threads.most_common()] if busy else [],
-            "areas": [(k, round(100 * v / busy, 1)) for k, v in area_c.most_common()] if busy else []}
+    return {
+        "samples_busy": busy,
+        "busy_pct": round(100 * busy / expected_samples, 1) if expected_samples else None,
+        "self": pct(self_c),
+        "inclusive_ridethrough": pct(
+            Counter(
+                {
+                    k: v
+                    for k, v in incl_c.items()
+                    if "(ridethrough/" in k and not any(r in k for r in _ROOT_CHAIN)
+                }
+            )
+        ),
+        "inclusive_libraries": pct(
+            Counter(
+                {
+                    k: v
+                    for k, v in incl_c.items()
+                    if "(ridethrough/" not in k and not any(r in k for r in _ROOT_CHAIN)
+                }
+            )
+        ),
+        "threads": [(k, round(100 * v / busy, 1)) for k, v in threads.most_common()]
+        if busy
+        else [],
+        "areas": [(k, round(100 * v / busy, 1)) for k, v in area_c.most_common()] if busy else [],
+    }

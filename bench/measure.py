@@ -23,8 +23,11 @@ from gateways import BENCH, ROOT, Gateway, Proc, body
 
 WRK_LUA = BENCH / "wrk" / "post.lua"
 # The project's venv when there is one (it has uvloop); else whatever runs us (tests, CI).
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() \
+PYTHON = (
+    str(ROOT / ".venv" / "bin" / "python")
+    if (ROOT / ".venv" / "bin" / "python").exists()
     else sys.executable
+)
 
 
 class RssSampler:
@@ -63,14 +66,34 @@ def write_inputs(run_dir: Path, gw: Gateway, fmt: str, stream: bool) -> tuple[Pa
     return b, h
 
 
-def wrk_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_dir: Path,
-             timeout_s: float = 10.0) -> dict:
+def wrk_cell(
+    gw: Gateway,
+    fmt: str,
+    concurrency: int,
+    duration_s: float,
+    run_dir: Path,
+    timeout_s: float = 10.0,
+) -> dict:
     b, h = write_inputs(run_dir, gw, fmt, False)
-    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s", f"--timeout={timeout_s:g}s",
-            "-s", str(WRK_LUA), gw.url(fmt)]
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{max(1, round(duration_s))}s",
+        f"--timeout={timeout_s:g}s",
+        "-s",
+        str(WRK_LUA),
+        gw.url(fmt),
+    ]
     with RssSampler(gw.proc) as rss:
-        out = subprocess.run(argv, capture_output=True, text=True, check=False,
-                             timeout=duration_s + timeout_s + 30, env={"BENCH_BODY": str(b), "BENCH_HEADERS": str(h), "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=duration_s + timeout_s + 30,
+            env={"BENCH_BODY": str(b), "BENCH_HEADERS": str(h), "PATH": "/usr/bin:/bin"},
+        )
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -81,38 +104,81 @@ def wrk_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_dir
     lat = w["latency_us"]
     secs = w["duration_us"] / 1e6
     return {
-        "tool": "wrk", "concurrency": concurrency, "requests": w["requests"],
-        "ok": w["requests"] - e["status"], "errors": errors, "error_kinds": kinds,
+        "tool": "wrk",
+        "concurrency": concurrency,
+        "requests": w["requests"],
+        "ok": w["requests"] - e["status"],
+        "errors": errors,
+        "error_kinds": kinds,
         "rps": round((w["requests"] - e["status"]) / secs, 1) if secs else 0.0,
-        "latency_ms": {"p50": lat["p50"] / 1000, "p90": lat["p90"] / 1000, "p99": lat["p99"] / 1000,
-                       "max": lat["max"] / 1000},
+        "latency_ms": {
+            "p50": lat["p50"] / 1000,
+            "p90": lat["p90"] / 1000,
+            "p99": lat["p99"] / 1000,
+            "max": lat["max"] / 1000,
+        },
         "rss_mb_max": round(rss.max_mb, 1),
     }
 
 
-def stream_cell(gw: Gateway, fmt: str, concurrency: int, duration_s: float, run_dir: Path,
-                timeout_s: float = 15.0, stream: bool = True) -> dict:
+def stream_cell(
+    gw: Gateway,
+    fmt: str,
+    concurrency: int,
+    duration_s: float,
+    run_dir: Path,
+    timeout_s: float = 15.0,
+    stream: bool = True,
+) -> dict:
     b, _ = write_inputs(run_dir, gw, fmt, stream)
-    argv = [PYTHON, str(BENCH / "client.py"), gw.url(fmt), "--format", fmt, "--body-file", str(b),
-            "-c", str(concurrency), "-d", str(duration_s), "--timeout", str(timeout_s)]
+    argv = [
+        PYTHON,
+        str(BENCH / "client.py"),
+        gw.url(fmt),
+        "--format",
+        fmt,
+        "--body-file",
+        str(b),
+        "-c",
+        str(concurrency),
+        "-d",
+        str(duration_s),
+        "--timeout",
+        str(timeout_s),
+    ]
     for k, v in gw.headers.get(fmt, {}).items():
         argv += ["--header", f"{k}: {v}"]
     with RssSampler(gw.proc) as rss:
-        out = subprocess.run(argv, capture_output=True, text=True, check=False,
-                             timeout=duration_s + timeout_s + 30)
+        out = subprocess.run(
+            argv, capture_output=True, text=True, check=False, timeout=duration_s + timeout_s + 30
+        )
     if out.returncode != 0:
         raise RuntimeError(f"client.py failed: {out.stderr[-800:]}")
     c = json.loads(out.stdout.strip().splitlines()[-1])
     return {
-        "tool": "client.py", "concurrency": concurrency, "requests": c["requests"], "ok": c["ok"],
-        "errors": c["errors"], "error_kinds": c["error_kinds"], "rps": c["rps"],
-        "latency_ms": c["ttlb_ms"], "ttfb_ms": c["ttfb_ms"], "ttft_ms": c["ttft_ms"],
+        "tool": "client.py",
+        "concurrency": concurrency,
+        "requests": c["requests"],
+        "ok": c["ok"],
+        "errors": c["errors"],
+        "error_kinds": c["error_kinds"],
+        "rps": c["rps"],
+        "latency_ms": c["ttlb_ms"],
+        "ttfb_ms": c["ttfb_ms"],
+        "ttft_ms": c["ttft_ms"],
         "rss_mb_max": round(rss.max_mb, 1),
     }
 
 
-def cell(gw: Gateway, fmt: str, stream: bool, concurrency: int, duration_s: float,
-         run_dir: Path, mock: Proc | None = None) -> dict:
+def cell(
+    gw: Gateway,
+    fmt: str,
+    stream: bool,
+    concurrency: int,
+    duration_s: float,
+    run_dir: Path,
+    mock: Proc | None = None,
+) -> dict:
     """One cell, plus the CPU the system (and the mock) burnt during it. CPU per request is
     the steadiest number on a shared machine: other work slows a gateway down but does not
     make it spend more CPU on each request."""

@@ -26,7 +26,7 @@ from typing import Any
 import client
 from gateways import STARTERS, Gateway, Mock, body
 
-CASES: dict[str, tuple[str, bool]] = {          # case → (format, stream)
+CASES: dict[str, tuple[str, bool]] = {  # case → (format, stream)
     "overloaded": ("anthropic", False),
     "hang": ("openai", False),
     "reset": ("openai", True),
@@ -64,11 +64,19 @@ def summarize_phase(samples: list[client.Sample]) -> dict[str, Any]:
     n = len(samples)
     fails = sum(errors.values())
     return {
-        "requests": n, "failures": fails, "failure_pct": round(100 * fails / n, 2) if n else 0.0,
+        "requests": n,
+        "failures": fails,
+        "failure_pct": round(100 * fails / n, 2) if n else 0.0,
         "error_kinds": errors,
-        "latency_ms": {"p50": _r(client.percentile(every, 50)), "p99": _r(client.percentile(every, 99)),
-                       "max": _r(max(every) if every else None)},
-        "ok_latency_ms": {"p50": _r(client.percentile(ok, 50)), "p99": _r(client.percentile(ok, 99))},
+        "latency_ms": {
+            "p50": _r(client.percentile(every, 50)),
+            "p99": _r(client.percentile(every, 99)),
+            "max": _r(max(every) if every else None),
+        },
+        "ok_latency_ms": {
+            "p50": _r(client.percentile(ok, 50)),
+            "p99": _r(client.percentile(ok, 99)),
+        },
     }
 
 
@@ -76,15 +84,34 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
-async def _drive(gw: Gateway, mock: Mock, fault: str, fmt: str, stream: bool, phases: Phases,
-                 concurrency: int, timeout_s: float) -> tuple[list[client.Sample], dict[str, dict]]:
-    job = client.Job(gw.url(fmt), body(fmt, stream), fmt, stream, gw.headers.get(fmt, {}),
-                     concurrency, phases.total, 10_000_000, timeout_s)
+async def _drive(
+    gw: Gateway,
+    mock: Mock,
+    fault: str,
+    fmt: str,
+    stream: bool,
+    phases: Phases,
+    concurrency: int,
+    timeout_s: float,
+) -> tuple[list[client.Sample], dict[str, dict]]:
+    job = client.Job(
+        gw.url(fmt),
+        body(fmt, stream),
+        fmt,
+        stream,
+        gw.headers.get(fmt, {}),
+        concurrency,
+        phases.total,
+        10_000_000,
+        timeout_s,
+    )
     snaps: dict[str, dict] = {}
 
     def snap(name: str) -> None:
-        snaps[name] = {"primary": mock.stats(mock.primary)["counts"].get("requests", 0),
-                       "secondary": mock.stats(mock.secondary)["counts"].get("requests", 0)}
+        snaps[name] = {
+            "primary": mock.stats(mock.primary)["counts"].get("requests", 0),
+            "secondary": mock.stats(mock.secondary)["counts"].get("requests", 0),
+        }
 
     async def switch() -> None:
         await asyncio.to_thread(snap, "start")
@@ -102,35 +129,61 @@ async def _drive(gw: Gateway, mock: Mock, fault: str, fmt: str, stream: bool, ph
     return samples, snaps
 
 
-def run_case(name: str, case: str, mock: Mock, run_dir: Path, *, phases: Phases,
-             concurrency: int = 16, timeout_s: float = 15.0) -> dict[str, Any]:
+def run_case(
+    name: str,
+    case: str,
+    mock: Mock,
+    run_dir: Path,
+    *,
+    phases: Phases,
+    concurrency: int = 16,
+    timeout_s: float = 15.0,
+) -> dict[str, Any]:
     fmt, stream = CASES[case]
     mock.reset()
     t0 = time.monotonic()
     gw = STARTERS[name](mock, run_dir)
     try:
-        warm = client.Job(gw.url(fmt), body(fmt, stream), fmt, stream, gw.headers.get(fmt, {}),
-                          concurrency, 1.0, 100_000, timeout_s)
+        warm = client.Job(
+            gw.url(fmt),
+            body(fmt, stream),
+            fmt,
+            stream,
+            gw.headers.get(fmt, {}),
+            concurrency,
+            1.0,
+            100_000,
+            timeout_s,
+        )
         asyncio.run(client.run(warm))
         mock.reset()
-        samples, snaps = asyncio.run(_drive(gw, mock, case, fmt, stream, phases, concurrency,
-                                            timeout_s))
+        samples, snaps = asyncio.run(
+            _drive(gw, mock, case, fmt, stream, phases, concurrency, timeout_s)
+        )
     finally:
         gw.stop()
     mock.reset()
     by_phase: dict[str, list[client.Sample]] = {"before": [], "during": [], "after": []}
     for s in samples:
         by_phase[_phase_of(s.start, phases)].append(s)
-    out: dict[str, Any] = {"gateway": name, "case": case, "format": fmt, "stream": stream,
-                           "concurrency": concurrency, "phases_s": vars(phases).copy(),
-                           "client_timeout_s": timeout_s}
+    out: dict[str, Any] = {
+        "gateway": name,
+        "case": case,
+        "format": fmt,
+        "stream": stream,
+        "concurrency": concurrency,
+        "phases_s": vars(phases).copy(),
+        "client_timeout_s": timeout_s,
+    }
     order = ["start", "before", "during", "after"]
     for i, ph in enumerate(("before", "during", "after")):
         d = summarize_phase(by_phase[ph])
         a, b = snaps[order[i]], snaps[order[i + 1]]
         d["primary_hits"] = b["primary"] - a["primary"]
         d["secondary_hits"] = b["secondary"] - a["secondary"]
-        d["primary_hits_per_call"] = round(d["primary_hits"] / d["requests"], 3) if d["requests"] else None
+        d["primary_hits_per_call"] = (
+            round(d["primary_hits"] / d["requests"], 3) if d["requests"] else None
+        )
         out[ph] = d
     total = len(samples)
     out["failures_total"] = sum(1 for s in samples if not s.ok)

@@ -23,8 +23,9 @@ def _f(v: float | None, nd: int = 2) -> str:
     return "–" if v is None else f"{v:.{nd}f}"
 
 
-def _over(rows: list[dict], system: str, fmt: str, stream: bool, c: int, metric: str,
-          q: str) -> float | None:
+def _over(
+    rows: list[dict], system: str, fmt: str, stream: bool, c: int, metric: str, q: str
+) -> float | None:
     a, d = _cell(rows, system, fmt, stream, c), _cell(rows, "direct", fmt, stream, c)
     if not a or not d or a[metric][q] is None or d[metric][q] is None:
         return None
@@ -53,7 +54,9 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = res.get("matrix", [])
     out: list[tuple[str, str, str, str]] = []
 
-    def check(name: str, limit: str, vals: list[float | None], ok: Any, fmt: str = "{:.3f}") -> None:
+    def check(
+        name: str, limit: str, vals: list[float | None], ok: Any, fmt: str = "{:.3f}"
+    ) -> None:
         shown = " / ".join("–" if v is None else fmt.format(v) for v in vals)
         if any(v is None for v in vals):
             verdict = "not measured"
@@ -61,51 +64,112 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             verdict = "met" if ok(vals) else "**missed**"
         out.append((name, limit, shown, verdict))
 
-    lte = lambda lim: (lambda vs: all(v <= lim for v in vs))
-    gte = lambda lim: (lambda vs: all(v >= lim for v in vs))
+    def lte(lim: float) -> Any:
+        return lambda vs: all(v <= lim for v in vs)
+
+    def gte(lim: float) -> Any:
+        return lambda vs: all(v >= lim for v in vs)
+
     fm = ("openai", "anthropic")
-    check("overhead p50 at c=1, JSON (OpenAI / Anthropic), ms", "≤ 0.5",
-          [_over(rows, "ridethrough", f, False, 1, "latency_ms", "p50") for f in fm], lte(0.5))
-    check("overhead p99 at c=1, JSON, ms", "≤ 2",
-          [_over(rows, "ridethrough", f, False, 1, "latency_ms", "p99") for f in fm], lte(2))
-    check("throughput at c=16 ÷ Portkey's (floor)", "≥ 1×",
-          [_ratio(rows, "ridethrough", "portkey", f, 16) for f in fm], gte(1), "{:.2f}×")
-    check("throughput at c=16 ÷ Portkey's (aim)", "≥ 2×",
-          [_ratio(rows, "ridethrough", "portkey", f, 16) for f in fm], gte(2), "{:.2f}×")
-    check("throughput at c=16 ÷ LiteLLM's", "≥ 10×",
-          [_ratio(rows, "ridethrough", "litellm", f, 16) for f in fm], gte(10), "{:.1f}×")
-    check("overhead p99 at c=16, JSON, ms", "≤ 5",
-          [_over(rows, "ridethrough", f, False, 16, "latency_ms", "p99") for f in fm], lte(5))
+    check(
+        "overhead p50 at c=1, JSON (OpenAI / Anthropic), ms",
+        "≤ 0.5",
+        [_over(rows, "ridethrough", f, False, 1, "latency_ms", "p50") for f in fm],
+        lte(0.5),
+    )
+    check(
+        "overhead p99 at c=1, JSON, ms",
+        "≤ 2",
+        [_over(rows, "ridethrough", f, False, 1, "latency_ms", "p99") for f in fm],
+        lte(2),
+    )
+    check(
+        "throughput at c=16 ÷ Portkey's (floor)",
+        "≥ 1×",
+        [_ratio(rows, "ridethrough", "portkey", f, 16) for f in fm],
+        gte(1),
+        "{:.2f}×",
+    )
+    check(
+        "throughput at c=16 ÷ Portkey's (aim)",
+        "≥ 2×",
+        [_ratio(rows, "ridethrough", "portkey", f, 16) for f in fm],
+        gte(2),
+        "{:.2f}×",
+    )
+    check(
+        "throughput at c=16 ÷ LiteLLM's",
+        "≥ 10×",
+        [_ratio(rows, "ridethrough", "litellm", f, 16) for f in fm],
+        gte(10),
+        "{:.1f}×",
+    )
+    check(
+        "overhead p99 at c=16, JSON, ms",
+        "≤ 5",
+        [_over(rows, "ridethrough", f, False, 16, "latency_ms", "p99") for f in fm],
+        lte(5),
+    )
     errs = sum(r["errors"] for r in rows if r["system"] == "ridethrough") if rows else None
-    check("errors, every ridethrough cell of the matrix", "0", [errs], lambda vs: vs[0] == 0, "{:.0f}")
-    check("stream first-byte overhead p50 at c=1, ms", "≤ 1",
-          [_over(rows, "ridethrough", f, True, 1, "ttfb_ms", "p50") for f in fm], lte(1))
-    check("…the same, against the upstream's first token (the commit point's own cost), ms", "≤ 1",
-          [_commit(rows, f, 1) for f in fm], lte(1))
-    check("stream first-token overhead p50 at c=1, ms", "≤ 1",
-          [_over(rows, "ridethrough", f, True, 1, "ttft_ms", "p50") for f in fm], lte(1))
-    check("stream first-token overhead p50 at c=16, ms", "≤ 1",
-          [_over(rows, "ridethrough", f, True, 16, "ttft_ms", "p50") for f in fm], lte(1))
+    check(
+        "errors, every ridethrough cell of the matrix", "0", [errs], lambda vs: vs[0] == 0, "{:.0f}"
+    )
+    check(
+        "stream first-byte overhead p50 at c=1, ms",
+        "≤ 1",
+        [_over(rows, "ridethrough", f, True, 1, "ttfb_ms", "p50") for f in fm],
+        lte(1),
+    )
+    check(
+        "…the same, against the upstream's first token (the commit point's own cost), ms",
+        "≤ 1",
+        [_commit(rows, f, 1) for f in fm],
+        lte(1),
+    )
+    check(
+        "stream first-token overhead p50 at c=1, ms",
+        "≤ 1",
+        [_over(rows, "ridethrough", f, True, 1, "ttft_ms", "p50") for f in fm],
+        lte(1),
+    )
+    check(
+        "stream first-token overhead p50 at c=16, ms",
+        "≤ 1",
+        [_over(rows, "ridethrough", f, True, 16, "ttft_ms", "p50") for f in fm],
+        lte(1),
+    )
     rss = max((r["rss_mb_max"] for r in rows if r["system"] == "ridethrough"), default=None)
-    check("RSS under load (max over the matrix), MB", "< 200", [rss], lambda vs: vs[0] < 200, "{:.0f}")
+    check(
+        "RSS under load (max over the matrix), MB", "< 200", [rss], lambda vs: vs[0] < 200, "{:.0f}"
+    )
     b = res.get("breaker") or {}
-    check("around an open breaker: extra p50 vs healthy, ms", "≤ 1", [b.get("extra_p50_ms")], lte(1))
+    check(
+        "around an open breaker: extra p50 vs healthy, ms", "≤ 1", [b.get("extra_p50_ms")], lte(1)
+    )
     cache = res.get("cache") or {}
     if cache.get("works"):
         check("exact-cache hit p50 (whole request), ms", "≤ 1", [cache.get("hit_p50_ms")], lte(1))
     else:
-        out.append(("exact-cache hit p50, ms", "≤ 1", "–",
-                    "not measured: " + str(cache.get("why", "extras not run"))))
+        out.append(
+            (
+                "exact-cache hit p50, ms",
+                "≤ 1",
+                "–",
+                "not measured: " + str(cache.get("why", "extras not run")),
+            )
+        )
     return out
 
 
 def render(res: dict[str, Any]) -> str:
     L: list[str] = []
     m, v, s = res.get("machine", {}), res.get("versions", {}), res.get("settings", {})
-    L.append(f"Run of {res.get('date')} — {m.get('nproc')} cores ({m.get('cpu')}), "
-             f"{m.get('ram_gib')} GiB RAM, kernel {m.get('kernel')}; took {res.get('seconds')} s; "
-             f"load average {res.get('loadavg_start')} at the start, {res.get('loadavg_end')} "
-             "at the end.\n")
+    L.append(
+        f"Run of {res.get('date')} — {m.get('nproc')} cores ({m.get('cpu')}), "
+        f"{m.get('ram_gib')} GiB RAM, kernel {m.get('kernel')}; took {res.get('seconds')} s; "
+        f"load average {res.get('loadavg_start')} at the start, {res.get('loadavg_end')} "
+        "at the end.\n"
+    )
     L.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".\n")
     for n in res.get("notes", []):
         L.append(f"Note: {n}\n")
@@ -117,7 +181,9 @@ def render(res: dict[str, Any]) -> str:
     if rows:
         L.append("\n### Overhead over the direct call (ms; p50 / p99)\n")
         L.append("JSON: whole answer. Streams: first token (TTFT) and last byte (TTLB).\n")
-        L.append("| format | mode | c | ridethrough | LiteLLM | Portkey |\n|---|---|---|---|---|---|")
+        L.append(
+            "| format | mode | c | ridethrough | LiteLLM | Portkey |\n|---|---|---|---|---|---|"
+        )
         for fmt in ("openai", "anthropic"):
             for stream in (False, True):
                 for c in s.get("concurrency", [1, 16, 64, 256]):
@@ -127,53 +193,83 @@ def render(res: dict[str, Any]) -> str:
                             cells.append(
                                 f"TTFT {_f(_over(rows, sys_, fmt, True, c, 'ttft_ms', 'p50'))} / "
                                 f"{_f(_over(rows, sys_, fmt, True, c, 'ttft_ms', 'p99'))}; TTLB "
-                                f"{_f(_over(rows, sys_, fmt, True, c, 'latency_ms', 'p50'))}")
+                                f"{_f(_over(rows, sys_, fmt, True, c, 'latency_ms', 'p50'))}"
+                            )
                         else:
-                            cells.append(f"{_f(_over(rows, sys_, fmt, False, c, 'latency_ms', 'p50'))} / "
-                                         f"{_f(_over(rows, sys_, fmt, False, c, 'latency_ms', 'p99'))}")
-                    L.append(f"| {fmt} | {'stream' if stream else 'JSON'} | {c} | " + " | ".join(cells) + " |")
+                            cells.append(
+                                f"{_f(_over(rows, sys_, fmt, False, c, 'latency_ms', 'p50'))} / "
+                                f"{_f(_over(rows, sys_, fmt, False, c, 'latency_ms', 'p99'))}"
+                            )
+                    L.append(
+                        f"| {fmt} | {'stream' if stream else 'JSON'} | {c} | "
+                        + " | ".join(cells)
+                        + " |"
+                    )
         L.append("\n### Throughput and latency, every cell\n")
-        L.append("req/s of answers a client accepts; latency p50 / p99 in ms (streams: last byte; "
-                 "TTFB/TTFT p50); errors; peak RSS of the process tree; CPU % of the system "
-                 "and of the mock during the cell.\n")
-        L.append("| format | mode | c | system | req/s | p50 | p99 | TTFB p50 | TTFT p50 | errors | RSS MB | CPU % | mock CPU % |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        L.append(
+            "req/s of answers a client accepts; latency p50 / p99 in ms (streams: last byte; "
+            "TTFB/TTFT p50); errors; peak RSS of the process tree; CPU % of the system "
+            "and of the mock during the cell.\n"
+        )
+        L.append(
+            "| format | mode | c | system | req/s | p50 | p99 | TTFB p50 | TTFT p50 | errors "
+            "| RSS MB | CPU % | CPU µs/req | mock CPU % |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             st = r["stream"]
+            mode = "stream" if st else "JSON"
+            ttfb = _f(r["ttfb_ms"]["p50"]) if st else ""
+            ttft = _f(r["ttft_ms"]["p50"]) if st else ""
+            errs = f"{r['errors']}{' ' + str(r['error_kinds']) if r['errors'] else ''}"
             L.append(
-                f"| {r['format']} | {'stream' if st else 'JSON'} | {r['concurrency']} | {r['system']} | "
+                f"| {r['format']} | {mode} | {r['concurrency']} | {r['system']} | "
                 f"{r['rps']:.0f} | {_f(r['latency_ms']['p50'])} | {_f(r['latency_ms']['p99'])} | "
-                f"{_f(r['ttfb_ms']['p50']) if st else ''} | {_f(r['ttft_ms']['p50']) if st else ''} | "
-                f"{r['errors']}{' ' + str(r['error_kinds']) if r['errors'] else ''} | "
-                f"{r['rss_mb_max'] or ''} | {r.get('gateway_cpu_pct', '')} | {r.get('mock_cpu_pct', '')} |")
-        best = max((r["rps"] for r in rows if r["system"] != "direct" and not r["stream"]), default=0)
-        mock_best = max((r["rps"] for r in rows if r["system"] == "direct" and not r["stream"]), default=0)
+                f"{ttfb} | {ttft} | {errs} | {r['rss_mb_max'] or ''} | "
+                f"{r.get('gateway_cpu_pct', '')} | {r.get('cpu_us_per_req') or ''} | "
+                f"{r.get('mock_cpu_pct', '')} |"
+            )
+        best = max(
+            (r["rps"] for r in rows if r["system"] != "direct" and not r["stream"]), default=0
+        )
+        mock_best = max(
+            (r["rps"] for r in rows if r["system"] == "direct" and not r["stream"]), default=0
+        )
         if best:
-            L.append(f"\nThe mock alone served up to {mock_best:.0f} JSON req/s, "
-                     f"{mock_best / best:.1f}× the fastest gateway's {best:.0f}: it is not the bottleneck.")
+            L.append(
+                f"\nThe mock alone served up to {mock_best:.0f} JSON req/s, "
+                f"{mock_best / best:.1f}× the fastest gateway's {best:.0f}: "
+                "it is not the bottleneck."
+            )
     b = res.get("breaker")
     if b:
         L.append("\n### Routing around an open breaker (ridethrough, OpenAI JSON, c=1)\n")
-        L.append(f"Primary answering 529 until its breaker is `{b['breaker_state']}`; then wrk "
-                 f"at c=1: p50 {_f(b['breaker_open']['latency_ms']['p50'], 3)} ms vs "
-                 f"{_f(b['healthy']['latency_ms']['p50'], 3)} ms healthy (extra "
-                 f"{_f(b['extra_p50_ms'], 3)} ms); overhead over calling the secondary directly "
-                 f"{_f(b['overhead_p50_ms'], 3)} ms; requests that still reached the primary while "
-                 f"open: {b['primary_hits_while_open']} (half-open probes); errors "
-                 f"{b['breaker_open']['errors']}.")
+        L.append(
+            f"Primary answering 529 until its breaker is `{b['breaker_state']}`; then wrk "
+            f"at c=1: p50 {_f(b['breaker_open']['latency_ms']['p50'], 3)} ms vs "
+            f"{_f(b['healthy']['latency_ms']['p50'], 3)} ms healthy (extra "
+            f"{_f(b['extra_p50_ms'], 3)} ms); overhead over calling the secondary directly "
+            f"{_f(b['overhead_p50_ms'], 3)} ms; requests that still reached the primary while "
+            f"open: {b['primary_hits_while_open']} (half-open probes); errors "
+            f"{b['breaker_open']['errors']}."
+        )
     c = res.get("cache")
     if c:
         L.append("\n### Exact cache\n")
         if c.get("works"):
-            L.append(f"`cache: {{mode: always}}`: hit p50 {_f(c['hit_p50_ms'], 3)} ms "
-                     f"(direct call to the mock {_f(c['direct_p50_ms'], 3)} ms).")
+            L.append(
+                f"`cache: {{mode: always}}`: hit p50 {_f(c['hit_p50_ms'], 3)} ms "
+                f"(direct call to the mock {_f(c['direct_p50_ms'], 3)} ms)."
+            )
         else:
             L.append(f"Not measured: {c.get('why')}.")
     p = res.get("profile")
     if p and "skipped" not in p:
         for label, a in p.items():
-            L.append(f"\n### Profile: {label} (py-spy, {a['samples_busy']} busy samples; "
-                     f"busy samples = {a['busy_pct']} % of one thread's full rate, all threads)\n")
+            L.append(
+                f"\n### Profile: {label} (py-spy, {a['samples_busy']} busy samples; "
+                f"busy samples = {a['busy_pct']} % of one thread's full rate, all threads)\n"
+            )
             L.append("| layer | % of busy samples |\n|---|---|")
             for k, val in a["areas"]:
                 L.append(f"| {k} | {val} |")
@@ -186,21 +282,54 @@ def render(res: dict[str, Any]) -> str:
     o = res.get("outage")
     if o:
         ph = s.get("outage_phases_s", [])
-        L.append(f"\n### Outage: the primary fails for {ph[1] if ph else '?'} s under c=16 "
-                 "closed-loop load\n")
-        L.append("Failures seen by the client / calls, per phase (before / during / after); "
-                 "latency of every call (failed ones included) p50 / p99 ms; requests that "
-                 "reached the primary during the outage (per client call).\n")
-        L.append("| case | gateway | failures before / during / after | p50 before / during / after | "
-                 "p99 before / during / after | primary hits during (per call) | error kinds during |")
-        L.append("|---|---|---|---|---|---|---|")
+        L.append(
+            f"\n### Outage: the primary fails for {ph[1] if ph else '?'} s under c=16 "
+            "closed-loop load\n"
+        )
+        L.append(
+            "Failures seen by the client / calls, per phase (before / during / after); "
+            "latency of every call (failed ones included) p50 / p99 ms; requests that "
+            "reached the primary during the outage (per client call).\n"
+        )
+        L.append(
+            "| case | gateway | failures before / during / after | p50 before / during / after | "
+            "p99 before / during / after | max during | primary hits during (per call) | "
+            "primary hits after | error kinds during |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|---|")
         for r in o:
             ph3 = [r[k] for k in ("before", "during", "after")]
             L.append(
-                f"| {r['case']} ({r['format']}, {'stream' if r['stream'] else 'JSON'}) | {r['gateway']} | "
-                + " / ".join(f"{x['failures']}/{x['requests']}" for x in ph3) + " | "
-                + " / ".join(_f(x["latency_ms"]["p50"], 1) for x in ph3) + " | "
-                + " / ".join(_f(x["latency_ms"]["p99"], 1) for x in ph3) + " | "
+                f"| {r['case']} ({r['format']}, {'stream' if r['stream'] else 'JSON'}) | "
+                f"{r['gateway']} | "
+                + " / ".join(f"{x['failures']}/{x['requests']}" for x in ph3)
+                + " | "
+                + " / ".join(_f(x["latency_ms"]["p50"], 1) for x in ph3)
+                + " | "
+                + " / ".join(_f(x["latency_ms"]["p99"], 1) for x in ph3)
+                + " | "
+                + f"{_f(r['during']['latency_ms']['max'], 0)} | "
                 + f"{r['during']['primary_hits']} ({_f(r['during']['primary_hits_per_call'])}) | "
-                + (", ".join(f"{k} {n}" for k, n in r["during"]["error_kinds"].items()) or "–") + " |")
+                + f"{r['after']['primary_hits']} | "
+                + (", ".join(f"{k} {n}" for k, n in r["during"]["error_kinds"].items()) or "–")
+                + " |"
+            )
     return "\n".join(L) + "\n"
+
+
+def main() -> None:
+    """Re-render a results JSON (default: bench/results/latest.json) as Markdown on stdout."""
+    import json
+    import sys
+    from pathlib import Path
+
+    path = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).parent / "results" / "latest.json"
+    )
+    sys.stdout.write(render(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -62,10 +62,14 @@ if has portkey; then
     sed -i 's/new Response(p,e)/new Response(p,{status:e.status,statusText:e.statusText,headers:new Headers(e.headers)})/' "$js"
     echo "bench setup: applied Portkey PR #1551 fix to $js"
   fi
+  grep -q 'new Response(p,{status:e.status,statusText:e.statusText' "$js" \
+    || echo "bench setup: WARNING: Portkey's build changed; PR #1551's fix not applied (streams may fail on Node 20)" >&2
   # Its server binds every interface and has no option for the address; the benchmark keeps
   # to loopback, so pass @hono/node-server's own `hostname` option.
   if grep -q 'e({fetch:Lu.fetch,port:Ku})' "$js"; then
     sed -i 's/e({fetch:Lu.fetch,port:Ku})/e({fetch:Lu.fetch,port:Ku,hostname:"127.0.0.1"})/' "$js"
     echo "bench setup: bound Portkey to 127.0.0.1 in $js"
   fi
+  grep -q 'hostname:"127.0.0.1"' "$js" \
+    || echo "bench setup: WARNING: Portkey's build changed; cannot bind it to 127.0.0.1, the bench will skip it" >&2
 fi

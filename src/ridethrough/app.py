@@ -86,4 +86,35 @@ def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
                     exception_handlers={HTTPException: http_error, 404: http_error,
                                         405: http_error, Exception: server_error})
     app.state.gateway = gw
-    return app
+    return HotPath(app, gw, server_error)
+
+
+class HotPath:
+    """The two endpoints every AI call hits go straight to their handler.
+
+    Starlette's middleware stack and router cost a measurable share of each request (the
+    profile in docs/performance.md); everything else still goes through them.
+    """
+
+    def __init__(self, app: Starlette, gw: Gateway,
+                 on_error: Callable[[Request, Exception], Awaitable[Response]]) -> None:
+        self.app = app
+        self.gateway = gw
+        self._on_error = on_error
+        self._hot = {"/v1/messages": completions.ANTHROPIC, "/v1/chat/completions": completions.OPENAI}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # routes, state, … of the Starlette app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            dialect = self._hot.get(scope["path"])
+            if dialect is not None:
+                request = Request(scope, receive, send)
+                try:
+                    response = await completions.handle(self.gateway, request, dialect)
+                except Exception as e:  # never a stack trace to the client
+                    response = await self._on_error(request, e)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -63,9 +63,12 @@ def main() -> None:
 @click.option("--config", "config_path", type=click.Path(), help="YAML config file.")
 @click.option("--host", default=None, help="Address to bind (default from config: 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default from config: 8080).")
-def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes serving the port. Each keeps its own breakers; health, "
+                   "incidents and the cache are shared through the data dir (docs/workers.md).")
+def serve(config_path: str | None, host: str | None, port: int | None, workers: int) -> None:
     """Run the gateway."""
-    from ridethrough.server import BindRefused, configure_logging
+    from ridethrough.server import BindRefused, configure_logging, serve_workers
     from ridethrough.server import serve as run
 
     configure_logging()
@@ -82,6 +85,18 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     if not config_path and "local" in cfg.routes:
         click.echo("  no API keys set: serving the embedded default — route 'local' answered by "
                    "the local model, with the response cache in front", err=True)
+    if workers > 1:
+        def announce(bound: int) -> None:
+            click.echo(f"ridethrough: listening on http://{host}:{bound} with {workers} worker "
+                       f"processes (supervisor pid {os.getpid()})", err=True)
+        try:
+            sys.exit(serve_workers(cfg, host, port, workers, announce=announce))
+        except BindRefused as e:
+            click.echo(f"ridethrough: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:
+            click.echo(f"ridethrough: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+            sys.exit(2)
     click.echo(f"ridethrough: listening on http://{host}:{port}", err=True)
     try:
         run(cfg, host, port)

@@ -122,6 +122,7 @@ class Gateway:
 
     async def close(self) -> None:
         self.ready = False
+        self.tiers.flush_now()
         await asyncio.get_running_loop().run_in_executor(None, self.tiers.close)
         for hook in reversed(self.on_close):
             try:

@@ -70,6 +70,14 @@ class GatewayThread:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def flush_cache(self, timeout: float = 30.0) -> None:
+        """Wait until every answer stored so far is in the cache (stores are batched)."""
+
+        async def flush() -> Any:
+            return self.gateway.tiers.flush_now()
+
+        self.call(flush()).result(timeout)
+
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=30)

@@ -2,14 +2,26 @@
 
 On SIGTERM readiness fails at once, the listening socket closes (no new connections), and
 running streams get ``server.shutdown_grace_s`` to finish before the process exits.
+
+``serve`` is one process. ``serve_workers`` is N of them on one port (``supervisor``): each
+worker (``run_worker``) is that same server on its own ``SO_REUSEPORT`` socket, with health
+shared through the store (``health.shared``) and its pid in an ``x-ridethrough-worker``
+response header, so an operator can tell which process answered.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import multiprocessing
+import os
+import signal
 import socket
 import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -17,6 +29,9 @@ import uvicorn
 from ridethrough.app import build_app
 from ridethrough.config import Config
 from ridethrough.gateway import Gateway
+
+log = logging.getLogger("ridethrough")
+WORKER_HEADER = b"x-ridethrough-worker"
 
 
 class BindRefused(Exception):
@@ -69,18 +84,144 @@ def configure_logging(level: str = "info") -> None:
     access.propagate = False
 
 
-def make_server(cfg: Config, host: str, port: int, *, log_level: str = "warning") -> tuple[_DrainingServer, Gateway]:
-    check_bind(cfg, host)
-    gw = Gateway(cfg)
-    app = build_app(gateway=gw)
-    config = uvicorn.Config(
+def _uvicorn_config(app: Any, cfg: Config, host: str, port: int,
+                    log_level: str = "warning") -> uvicorn.Config:
+    return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
         log_level=log_level, access_log=False, server_header=False, date_header=False,
         timeout_graceful_shutdown=cfg.server.shutdown_grace_s, timeout_keep_alive=30,
     )
-    return _DrainingServer(config, gw), gw
+
+
+def make_server(cfg: Config, host: str, port: int, *, log_level: str = "warning") -> tuple[_DrainingServer, Gateway]:
+    check_bind(cfg, host)
+    gw = Gateway(cfg)
+    app = build_app(gateway=gw)
+    return _DrainingServer(_uvicorn_config(app, cfg, host, port, log_level), gw), gw
 
 
 def serve(cfg: Config, host: str, port: int) -> None:
     server, _ = make_server(cfg, host, port)
     server.run()
+
+
+# -- several workers ------------------------------------------------------------------------
+
+def _bind(host: str, port: int, *, listen: bool) -> socket.socket:
+    family, type_, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr)
+        if listen:
+            sock.listen(2048)
+            sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A bound, not listening, socket that holds the port for the workers' ``SO_REUSEPORT``
+    sockets (and resolves port 0). It takes no connections: with no worker listening, a
+    connection is refused. A plain bind first, so a port some other program (or another
+    gateway) listens on is refused rather than silently shared."""
+    family, type_, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, type_, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(addr)
+        if port == 0:
+            port = probe.getsockname()[1]
+    return _bind(host, port, listen=False)
+
+
+class WorkerHeader:
+    """ASGI wrapper: every response says which worker process answered it."""
+
+    def __init__(self, app: Any, value: str) -> None:
+        self.app = app
+        self.value = value.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (WORKER_HEADER, self.value)]}
+            await send(message)
+
+        await self.app(scope, receive, send_tagged)
+
+
+class _WorkerServer(_DrainingServer):
+    def __init__(self, config: uvicorn.Config, gateway: Gateway,
+                 on_started: Callable[[], None]) -> None:
+        super().__init__(config, gateway)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.on_started()
+
+
+def _exit_with_parent(server: _DrainingServer) -> None:
+    """A worker whose supervisor vanished (SIGKILL) drains and exits instead of lingering."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not server.should_exit:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                log.error("supervisor %d is gone; this worker drains and exits", parent)
+                server.handle_exit(signal.SIGTERM, None)
+                return
+
+    threading.Thread(target=watch, name="ridethrough-parent-watch", daemon=True).start()
+
+
+def run_worker(cfg: Config, host: str, port: int, ident: Any, ready: Any) -> None:
+    """One worker process (the target of the supervisor's spawn)."""
+    from ridethrough.health import default_store_path, install
+
+    configure_logging()
+    sock = _bind(host, port, listen=True)
+    gw = Gateway(cfg)
+    # Health first, as one of several workers; build_app's own install() then finds it.
+    install(gw, store_path=default_store_path(cfg.server.data_dir), shared=ident)
+    app = WorkerHeader(build_app(gateway=gw), str(os.getpid()))
+    server = _WorkerServer(_uvicorn_config(app, cfg, host, port), gw, ready.set)
+    _exit_with_parent(server)
+    server.run(sockets=[sock])
+
+
+def serve_workers(cfg: Config, host: str, port: int, workers: int, *,
+                  announce: Callable[[int], None] = lambda port: None) -> int:
+    """Run ``workers`` gateway processes on one port until SIGTERM/SIGINT; the exit code."""
+    from ridethrough.health.shared import SharedIdentity
+    from ridethrough.supervisor import Supervisor
+
+    check_bind(cfg, host)
+    reservation = reserve_port(host, port)
+    port = reservation.getsockname()[1]
+    session, started_at = uuid.uuid4().hex, time.time()
+    ctx = multiprocessing.get_context("spawn")  # no forked event loops, locks or threads
+
+    def start(slot: int, ready: Any) -> Any:
+        ident = SharedIdentity(slot, workers, session, started_at)
+        p = ctx.Process(target=run_worker, args=(cfg, host, port, ident, ready),
+                        name=f"ridethrough-worker-{slot}")
+        p.start()
+        return p
+
+    announce(port)
+    try:
+        return Supervisor(workers, start, ctx.Event,
+                          stop_timeout_s=cfg.server.shutdown_grace_s + 15).run()
+    finally:
+        reservation.close()

@@ -21,7 +21,7 @@ def test_embedded_default_answers_with_the_local_model_and_caches():
         assert first.headers["x-ridethrough-degraded"] == "local-model"
         answer = first.parse().choices[0].message.content
         assert answer
-        g.gateway.tiers._pool.submit(lambda: None).result(10)  # the store has landed
+        g.flush_cache()  # the store has landed
         ac = anthropic.Anthropic(base_url=g.url, api_key="x", max_retries=0, timeout=120)
         again = ac.messages.with_raw_response.create(model="local", messages=q, max_tokens=12)
         assert again.headers["x-ridethrough-cache"] == "hit"  # the cache answered, not the model

@@ -63,7 +63,7 @@ def clouds(g, down: bool):
 
 
 def flush_cache(g):
-    g.gateway.tiers._pool.submit(lambda: None).result(10)
+    g.flush_cache()
 
 
 Q = [{"role": "user", "content": "How do I reset my password?"}]

@@ -18,8 +18,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-import bench
-import client
+import bench  # noqa: E402
+import client  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,8 @@ log = logging.getLogger("ridethrough.cache")
 T = TypeVar("T")
 
 _SWEEP_INTERVAL_S = 60.0      # retention purge at most this often (it is one indexed DELETE)
-_PENDING_FLUSH = 1024         # lookups flush deferred touches themselves past this many
+_PENDING_FLUSH = 1024
+_FILE_CHECK_INTERVAL_S = 0.5         # lookups flush deferred touches themselves past this many
 
 
 class ResponseCache:
@@ -82,6 +83,8 @@ class ResponseCache:
         self._touched: dict[int, float] = {}
         self._expired: dict[int, float] = {}  # id -> the stored_at found expired
         self._lock = threading.RLock()
+        self._estimate: list[int] | None = None
+        self._estimate_db: CacheDB | None = None
         self._counts: Counter[str] = Counter()
         self._guarded("open", lambda db: None, None)  # fail early in the log, not in a request
 
@@ -208,7 +211,17 @@ class ResponseCache:
             db.put(key=key, route=route, scope=scope, fmt=response_fmt, response=payload,
                    stored_at=now, expires_at=now + cfg.ttl_s + cfg.stale_ttl_s,
                    vector=vector_row)
-            db.enforce_limits(self.max_entries, self.max_bytes)
+            # Counting the table on every store cost more than the store itself. Track an
+            # upper bound instead (a replaced key is counted twice), and count exactly only
+            # when that bound crosses a limit.
+            if self._estimate is None or self._estimate_db is not db:
+                self._estimate, self._estimate_db = list(db.totals()), db
+            else:
+                self._estimate[0] += 1
+                self._estimate[1] += len(payload)
+            if self._estimate[0] > self.max_entries or self._estimate[1] > self.max_bytes:
+                db.enforce_limits(self.max_entries, self.max_bytes)
+                self._estimate = list(db.totals())
             self._count("stores")
 
         self._guarded("store", write, None)

@@ -20,10 +20,12 @@ __all__ = ["HealthConfig", "cross_check_health", "default_store_path", "install"
 
 
 def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = time.time,
-            config: HealthConfig | None = None) -> list[Any]:
+            config: HealthConfig | None = None, shared: Any = None) -> list[Any]:
     """Attach health monitoring to ``gw``; return the Starlette routes to mount.
 
-    ``store_path`` None keeps history in memory only (lost at restart).
+    ``store_path`` None keeps history in memory only (lost at restart). ``shared`` (a
+    ``health.shared.SharedIdentity``) makes this one of several worker processes that read
+    as one gateway through the store at ``store_path``.
     """
     # Imported here: the service pulls in the web layer, which imports the gateway, which
     # imports the config, which imports this package's config module.
@@ -32,7 +34,7 @@ def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = tim
     existing = getattr(gw, "health", None)
     if isinstance(existing, HealthService):
         return existing.routes()
-    service = HealthService(gw, store_path=store_path, clock=clock, config=config)
+    service = HealthService(gw, store_path=store_path, clock=clock, config=config, shared=shared)
     if not service.cfg.enabled:
         return []
     return service.attach().routes()

@@ -105,6 +105,10 @@ class Catalog:
     def children(self, group_key: str) -> list[Component]:
         return [c for c in self.components.values() if c.group_key == group_key]
 
+    def targets(self) -> list[str]:
+        """Every target key ("provider/model"), in page order."""
+        return [c.target for c in self.components.values() if c.kind == "target" and c.target]
+
     def leaves(self) -> list[Component]:
         """Components with their own status (routes and targets)."""
         return [c for c in self.components.values() if c.kind in ("route", "target")]

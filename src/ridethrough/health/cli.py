@@ -132,6 +132,11 @@ def status(url: str) -> None:
                            + (f" — {page['text']}" if page["problem"] else ""))
         providers.add_row(c["name"], _status(c["status"]), theirs)
     console.print(providers)
+    workers = health.get("workers")
+    if workers is not None:  # `serve --workers N`: one gateway, several processes
+        lead = health.get("leader") or {}
+        leads = f"worker {lead['worker']} (pid {lead['pid']}) leads" if lead else "no leader yet"
+        console.print(f"{sum(1 for w in workers if w['live'])} worker processes; {leads}")
     store = health.get("store") or {}
     if not store.get("ok", True):
         console.print(f"[red]history store unavailable since {_time(store.get('since'))}: "

@@ -284,6 +284,17 @@ class IncidentEngine:
             except Exception:
                 log.exception("incident listener failed")
 
+    def reset(self) -> None:
+        """Forget everything (a worker taking over as leader reloads it from the store)."""
+        self.statuses.clear()
+        self.reasons.clear()
+        self.bad_since.clear()
+        self.open.clear()
+        self.history.clear()
+        self.dirty.clear()
+        self._tallies.clear()
+        self._changes.clear()
+
     def load(self, incidents: list[Incident], now: float) -> None:
         """Incidents from the store at start: unresolved ones carry on if still relevant."""
         subjects = {self.catalog.subject_of(c) for c in self.catalog.leaves()}

@@ -42,7 +42,8 @@ class LeaderLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
             if not self._warned:
-                log.error("cannot open leader lock %s: %s (this worker will not lead)", self.path, e)
+                log.error("cannot open leader lock %s: %s (this worker will not lead)",
+                          self.path, e)
                 self._warned = True
             return False
         try:

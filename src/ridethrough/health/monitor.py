@@ -20,8 +20,16 @@ from ridethrough.health.catalog import Catalog, Component
 from ridethrough.health.config import HealthConfig
 from ridethrough.health.incidents import IncidentEngine
 from ridethrough.health.samples import Sample, probe_sample, samples_of
+from ridethrough.health.slices import SliceRecorder
 from ridethrough.health.stats import Bucket, empty_hist, hist_add
-from ridethrough.health.status import OPERATIONAL, group_status, judge_route, judge_target, severity
+from ridethrough.health.status import (
+    OPERATIONAL,
+    judge_route,
+    judge_target,
+    severity,
+    tree_since,
+    tree_status,
+)
 from ridethrough.health.windows import Window, WindowStats
 from ridethrough.records import RequestRecord
 
@@ -68,6 +76,45 @@ class Totals:
                 hist_add(self.ttft.setdefault(record.route, empty_hist()), record.ttft_ms)
                 self.ttft_sum[record.route] = self.ttft_sum.get(record.route, 0.0) + record.ttft_ms
 
+    # Several workers publish their totals through the store; /metrics shows their sum.
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": [[*k, n] for k, n in self.requests.items()],
+            "attempts": [[*k, n] for k, n in self.attempts.items()],
+            "probes": [[*k, n] for k, n in self.probes.items()],
+            "latency": self.latency, "latency_sum": self.latency_sum,
+            "ttft": self.ttft, "ttft_sum": self.ttft_sum,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Totals:
+        t = cls()
+        t.requests = {(r[0], r[1], r[2]): int(r[3]) for r in d.get("requests", [])}
+        t.attempts = {(r[0], r[1]): int(r[2]) for r in d.get("attempts", [])}
+        t.probes = {(r[0], r[1]): int(r[2]) for r in d.get("probes", [])}
+        t.latency = {k: list(v) for k, v in d.get("latency", {}).items()}
+        t.latency_sum = dict(d.get("latency_sum", {}))
+        t.ttft = {k: list(v) for k, v in d.get("ttft", {}).items()}
+        t.ttft_sum = dict(d.get("ttft_sum", {}))
+        return t
+
+    def merge(self, other: Totals) -> None:
+        for mine, theirs in ((self.requests, other.requests), (self.attempts, other.attempts),
+                             (self.probes, other.probes), (self.latency_sum, other.latency_sum),
+                             (self.ttft_sum, other.ttft_sum)):
+            _add_into(mine, theirs)
+        for mine_h, theirs_h in ((self.latency, other.latency), (self.ttft, other.ttft)):
+            for k, hist in theirs_h.items():
+                into = mine_h.setdefault(k, empty_hist())
+                for i, v in enumerate(hist[: len(into)]):
+                    into[i] += v
+
+
+def _add_into(into: dict[Any, Any], more: dict[Any, Any]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+
 
 class HealthMonitor:
     def __init__(self, catalog: Catalog, cfg: HealthConfig, clock: Callable[[], float],
@@ -86,6 +133,7 @@ class HealthMonitor:
             c.key: ComponentState(since=now) for c in catalog.leaves()}
         self.pending: dict[tuple[str, int], Bucket] = {}
         self.totals = Totals()
+        self.slices: SliceRecorder | None = None   # set when workers share their samples
         self.listeners: list[ComponentListener] = [engine.on_status]
         self.dropped = 0
         self._queue: deque[tuple[float, Any]] = deque()
@@ -109,13 +157,14 @@ class HealthMonitor:
 
     def tick(self) -> None:
         now = self.clock()
-        records = self._drain()
+        records = self.drain()
         self.evaluate(now)
         for at, record in records:
             self.engine.on_record(record, at)
         self.engine.step(now)
 
-    def _drain(self) -> list[tuple[float, RequestRecord]]:
+    def drain(self) -> list[tuple[float, RequestRecord]]:
+        """Fold queued records into windows, buckets, slices and totals; return them."""
         records: list[tuple[float, RequestRecord]] = []
         q = self._queue
         while q:
@@ -142,6 +191,8 @@ class HealthMonitor:
         if window is None:
             return  # a route or target not in the config (e.g. an unknown model name)
         window.add(at, s)
+        if self.slices is not None:
+            self.slices.add(at, s)
         b = self._bucket(s.component, at)
         b.count_outcome(s.outcome)
         if not s.judged:
@@ -168,10 +219,15 @@ class HealthMonitor:
             b = self.pending[key] = Bucket()
         return b
 
-    def evaluate(self, now: float) -> None:
+    def evaluate(self, now: float, stats: dict[str, WindowStats] | None = None) -> None:
+        """Judge every leaf; ``stats`` replaces this process's own windows (the leader of
+        several workers judges on everyone's samples, merged)."""
         th = self.cfg.thresholds
         for c in self.catalog.leaves():
-            st = self.windows[c.key].stats(now, th.window_s)
+            if stats is not None:
+                st = stats.get(c.key) or WindowStats()
+            else:
+                st = self.windows[c.key].stats(now, th.window_s)
             if c.kind == "route":
                 v = judge_route(st, th)
             else:
@@ -194,20 +250,11 @@ class HealthMonitor:
     # -- reading ---------------------------------------------------------------------------
 
     def status_of(self, key: str) -> str:
-        c = self.catalog.components.get(key)
-        if c is None:
-            return OPERATIONAL
-        if c.is_group:
-            return group_status(self.status_of(ch.key) for ch in self.catalog.children(key))
-        return self.states[key].status
+        return tree_status(self.catalog, key, lambda k: self.states[k].status)
 
     def since_of(self, key: str) -> float:
-        c = self.catalog.components.get(key)
-        if c is not None and c.is_group:
-            return max((self.since_of(ch.key) for ch in self.catalog.children(key)),
-                       default=self.catalog.created_at)
-        state = self.states.get(key)
-        return state.since if state else self.catalog.created_at
+        return tree_since(self.catalog, key,
+                          lambda k: st.since if (st := self.states.get(k)) else None)
 
     # -- the store's side ------------------------------------------------------------------
 

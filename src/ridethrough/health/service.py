@@ -4,6 +4,10 @@ onto one gateway, and runs their background loops.
 It is the only object here that knows about the ``Gateway``; everything it wires is
 testable alone. Its ``tick`` and ``flush`` are plain methods so tests drive time with an
 injected clock instead of waiting for the loops.
+
+With ``shared`` (one of several ``serve --workers`` processes) the judging, the incidents
+and the leader-only loops move to ``health.shared.SharedHealth``, and every public view is
+read from the store; without it, everything below is the single-process path.
 """
 
 from __future__ import annotations
@@ -19,10 +23,20 @@ from ridethrough.health.catalog import Catalog, Component
 from ridethrough.health.config import HealthConfig, cross_check_health, health_config_of
 from ridethrough.health.incident_model import Incident
 from ridethrough.health.incidents import IncidentEngine, IncidentEvent
+from ridethrough.health.leader import lock_path_for
 from ridethrough.health.monitor import HealthMonitor
 from ridethrough.health.probes import Prober
+from ridethrough.health.shared import SharedHealth, SharedIdentity
 from ridethrough.health.stats import Bucket
+from ridethrough.health.status import merge_breakers
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView
+from ridethrough.health.view import (
+    HealthView,
+    StoreLine,
+    UpstreamLine,
+    probe_lines,
+    webhook_stats,
+)
 from ridethrough.store import SqliteStore, StoreUnavailable
 from ridethrough.web import v2
 from ridethrough.web.webhooks import (
@@ -66,18 +80,23 @@ class StoreHealth:
 class HealthService:
     def __init__(self, gw: Any, *, store_path: str | None, clock: Callable[[], float] = time.time,
                  config: HealthConfig | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 shared: SharedIdentity | None = None) -> None:
+        if shared is not None and store_path is None:
+            raise ValueError("several workers share health through a store file; got none")
         self.gw = gw
         self.cfg = config or health_config_of(gw.cfg)
         self.clock = clock
         self.sleep = sleep
         for problem in cross_check_health(gw.cfg, self.cfg):
             log.error("config: %s (ignored)", problem)
-        self.catalog = Catalog.from_gateway(gw, clock())
+        # Every worker of a run must name the same creation date, or their JSON differs.
+        self.catalog = Catalog.from_gateway(gw, shared.started_at if shared else clock())
         self.engine = IncidentEngine(self.catalog, self.cfg.incidents)
         self.monitor = HealthMonitor(self.catalog, self.cfg, clock, self.engine,
                                      breaker_of=self._breaker, unavailable_of=self._unavailable)
-        self.store = SqliteStore(store_path)
+        # Workers wait on each other's short write transactions, in a thread, never a request.
+        self.store = SqliteStore(store_path, busy_timeout_s=5.0 if shared else 0.5)
         self.store_health = StoreHealth()
         # Signature timestamps are for the receiver's freshness check: always wall time.
         self.notifier = Notifier(self.cfg.webhooks, time.time, sleep=sleep)
@@ -92,6 +111,11 @@ class HealthService:
         self._unrolled: set[int] = set()
         self._last_prune = 0.0
         self._flushing = False
+        self._leader_tasks: list[asyncio.Task[None]] = []
+        self.shared: SharedHealth | None = None
+        if shared is not None:
+            assert store_path is not None
+            self.shared = SharedHealth(self, shared, lock_path=lock_path_for(store_path))
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -108,6 +132,8 @@ class HealthService:
         return build_routes(self)
 
     def _breaker(self, target: str) -> dict[str, Any] | None:
+        if self.shared is not None:  # the leader judges every worker's breaker
+            return merge_breakers(self.shared.breakers.get(target, []))
         return self.gw.board.get(target).snapshot()  # type: ignore[no-any-return]
 
     def _unavailable(self, provider: str) -> str | None:
@@ -126,11 +152,24 @@ class HealthService:
         loaded = await asyncio.to_thread(self._read_store)   # file I/O off the loop
         self._apply_store(loaded)
         self._tasks.append(asyncio.ensure_future(self._loop()))
-        if self.prober.targets:
-            self._tasks.append(asyncio.ensure_future(self.prober.run(self.sleep)))
-        if self.cfg.status_pages.enabled and self.cfg.status_pages.pages:
-            self._tasks.append(asyncio.ensure_future(self.poller.run(self.sleep)))
+        if self.shared is None:  # with several workers: once this one becomes the leader
+            self.start_leader_tasks()
         self.notifier.start()
+
+    def start_leader_tasks(self) -> None:
+        """Probes and provider status-page polls: one process of a gateway runs them."""
+        if self._leader_tasks:
+            return
+        if self.prober.targets:
+            self._leader_tasks.append(asyncio.ensure_future(self.prober.run(self.sleep)))
+        if self.cfg.status_pages.enabled and self.cfg.status_pages.pages:
+            self._leader_tasks.append(asyncio.ensure_future(self.poller.run(self.sleep)))
+        self._tasks += self._leader_tasks
+
+    def stop_leader_tasks(self) -> None:
+        for t in self._leader_tasks:
+            t.cancel()
+        self._leader_tasks = []
 
     def open_store(self) -> None:
         """Open, catch up roll-ups a crash may have skipped, and reload incidents."""
@@ -153,7 +192,8 @@ class HealthService:
         if isinstance(loaded, str):
             self._store_failed(loaded, now)
             return
-        self.engine.load([Incident.from_dict(d) for d in loaded], now)
+        if self.shared is None:  # with several workers, the leader loads them when it leads
+            self.engine.load([Incident.from_dict(d) for d in loaded], now)
         self._store_ok(now)
 
     async def close(self) -> None:
@@ -166,9 +206,12 @@ class HealthService:
                 pass
             except Exception:
                 log.exception("background task ended with an error")
-        self._tasks = []
+        self._tasks, self._leader_tasks = [], []
         try:
-            self.tick()
+            if self.shared is not None:
+                await self.shared.close()
+            else:
+                self.tick()
             await self.flush_async()
         except Exception:
             log.exception("final health flush failed")
@@ -181,7 +224,10 @@ class HealthService:
         while True:
             await asyncio.sleep(self.cfg.tick_s)
             try:
-                self.tick()
+                if self.shared is not None:
+                    await self.shared.cycle_async()
+                else:
+                    self.tick()
                 if time.monotonic() - last_flush >= self.cfg.flush_interval_s:
                     last_flush = time.monotonic()
                     await self.flush_async()
@@ -191,7 +237,62 @@ class HealthService:
     # -- time steps ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        self.monitor.tick()
+        if self.shared is not None:
+            self.shared.drain()   # judging is the leader's, on its own cycle
+        else:
+            self.monitor.tick()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def view(self) -> HealthView:
+        """What the public endpoints show now (blocking with several workers: a store read)."""
+        if self.shared is not None:
+            return self.shared.read_view()
+        return self.local_view()
+
+    async def view_async(self) -> HealthView:
+        if self.shared is not None:
+            return await asyncio.to_thread(self.shared.read_view)
+        self.tick()
+        return self.local_view()
+
+    def local_view(self) -> HealthView:
+        mon, h = self.monitor, self.store_health
+        return HealthView(
+            self.catalog, self.clock(),
+            statuses={k: st.status for k, st in mon.states.items()},
+            since={k: st.since for k, st in mon.states.items()},
+            reasons={k: list(st.reasons) for k, st in mon.states.items()},
+            windows={k: st.stats.as_dict() for k, st in mon.states.items()},
+            incidents=self.engine.all(),
+            upstream={p: UpstreamLine.of(v) for p, v in self.poller.views.items()},
+            probes=probe_lines(self.prober.last.values()),
+            store=StoreLine(h.ok, h.error, h.since, h.last_write, self.store.path, list(h.notes)),
+            webhooks=webhook_stats(self.notifier.stats), records_dropped=mon.dropped,
+            totals=mon.totals,
+            breakers=[(t, {}, self.gw.board.get(t).snapshot()) for t in self.catalog.targets()],
+            stores_up=[({}, h.ok)])
+
+    # -- operators -------------------------------------------------------------------------
+
+    async def find_incident(self, incident_id: str) -> Incident | None:
+        if self.shared is not None:
+            return await self.shared.find_incident(incident_id)
+        return self.engine.find(incident_id)
+
+    async def add_note(self, inc: Incident, body: str, status: str | None) -> Incident:
+        if self.shared is not None:
+            return await self.shared.add_note(inc.id, body, status)
+        self.engine.add_note(inc, body, status, self.clock())
+        await self.flush_async()
+        return inc
+
+    async def set_postmortem(self, inc: Incident, body: str) -> Incident:
+        if self.shared is not None:
+            return await self.shared.set_postmortem(inc.id, body)
+        self.engine.set_postmortem(inc, body, self.clock())
+        await self.flush_async()
+        return inc
 
     def flush(self) -> bool:
         batch = self._prepare()
@@ -210,7 +311,9 @@ class HealthService:
     def _prepare(self) -> _Batch:
         now = self.clock()
         buckets = self.monitor.take_pending()
-        ids, self.engine.dirty = self.engine.dirty, set()
+        ids: set[str] = set()
+        if self.shared is None:  # with several workers the leader publishes incidents itself
+            ids, self.engine.dirty = self.engine.dirty, set()
         incidents = [inc.to_dict() for i in ids if (inc := self.engine.find(i)) is not None]
         rollup = {start for _, start in buckets} | self._unrolled
         prune = now - self._last_prune >= PRUNE_EVERY_S

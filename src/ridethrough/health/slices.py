@@ -166,7 +166,8 @@ class SliceCache:
     def clear(self) -> None:
         self._by_component.clear()
 
-    def stats(self, components: Iterable[str], now: float, window_s: float) -> dict[str, WindowStats]:
+    def stats(self, components: Iterable[str], now: float,
+              window_s: float) -> dict[str, WindowStats]:
         out = {}
         for comp in components:
             by_second = self._by_component.get(comp, {})

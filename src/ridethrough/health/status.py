@@ -8,10 +8,11 @@ a test can state "70 % errors over 20 requests is a partial outage" without a ga
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ridethrough.health.catalog import Catalog
 from ridethrough.health.config import Thresholds
 from ridethrough.health.windows import WindowStats
 
@@ -100,7 +101,11 @@ def judge_breaker(v: Verdict, snap: dict[str, Any] | None, provider_unavailable:
         v.raise_to(MAJOR, f"held down after {snap['hold_reason']}")
     state = snap.get("state")
     last = f": {snap['last_error']}" if snap.get("last_error") else ""
-    if state == "open":
+    if state == "open" and snap.get("open_in"):
+        # Several workers, each with its own breaker: open in some of them only means part
+        # of the traffic cannot reach the target (see merge_breakers).
+        v.raise_to(PARTIAL, f"circuit breaker open in {snap['open_in']}" + last)
+    elif state == "open":
         v.raise_to(MAJOR, "circuit breaker open" + last)
     elif state == "half_open":
         v.raise_to(PARTIAL, "circuit breaker half-open, probing" + last)
@@ -124,6 +129,53 @@ def judge_route(st: WindowStats, th: Thresholds) -> Verdict:
     if ok >= th.min_requests and st.fallback_rate >= th.fallback_rate_degraded:
         v.raise_to(DEGRADED, f"{_pct(st.fallback_rate)} of answers came from a fallback")
     return v
+
+
+def merge_breakers(snaps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One target's breakers in several worker processes, as one snapshot to judge.
+
+    Forced states count only when every worker has them (an admin call reaches one worker);
+    a hold-down applies if any worker holds (auth and quota errors are provider-wide); open
+    in every worker that decides for itself is open, open in some is ``open_in`` "k of n".
+    """
+    if not snaps:
+        return None
+    if len(snaps) == 1:
+        return snaps[0]
+    for forced in ("down", "up"):
+        if all(s.get("forced") == forced for s in snaps):
+            return {"state": snaps[0].get("state"), "forced": forced}
+    judged = [s for s in snaps if not s.get("forced")]
+    opened = [s for s in judged if s.get("state") == "open"]
+    half = [s for s in judged if s.get("state") == "half_open"]
+    out: dict[str, Any] = {
+        "state": "open" if opened else ("half_open" if half else "closed"), "forced": None,
+        "hold_reason": next((s["hold_reason"] for s in snaps if s.get("hold_reason")), None),
+        "last_error": next((s["last_error"] for s in opened + half if s.get("last_error")), None),
+    }
+    if opened and len(opened) < len(judged):
+        out["open_in"] = f"{len(opened)} of {len(judged)} workers"
+    return out
+
+
+def tree_status(catalog: Catalog, key: str, leaf: Callable[[str], str]) -> str:
+    """A component's status: its own for a leaf, its children's combined for a group."""
+    c = catalog.components.get(key)
+    if c is None:
+        return OPERATIONAL
+    if c.is_group:
+        return group_status(tree_status(catalog, ch.key, leaf) for ch in catalog.children(key))
+    return leaf(key)
+
+
+def tree_since(catalog: Catalog, key: str, leaf: Callable[[str], float | None]) -> float:
+    """Since when a component has had its status (a group: its latest child change)."""
+    c = catalog.components.get(key)
+    if c is not None and c.is_group:
+        return max((tree_since(catalog, ch.key, leaf) for ch in catalog.children(key)),
+                   default=catalog.created_at)
+    found = leaf(key)
+    return found if found is not None else catalog.created_at
 
 
 def group_status(children: Iterable[str]) -> str:

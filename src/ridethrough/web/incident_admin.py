@@ -1,7 +1,9 @@
 """Operator endpoints for incidents: list them, add a note, publish a post-mortem.
 
 The engine writes the timeline by itself; people add what it cannot know (the cause, what
-was done, what changes). Admin key required, like every /admin endpoint.
+was done, what changes). Admin key required, like every /admin endpoint. With several
+workers any of them takes the call and the leading worker applies it (see
+``health.shared``), so the answer comes once the change is published.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ class IncidentAdmin:
     def __init__(self, svc: HealthService) -> None:
         self.svc = svc
 
-    def _find(self, incident_id: str) -> Incident:
-        inc = self.svc.engine.find(incident_id)
+    async def _find(self, incident_id: str) -> Incident:
+        inc = await self.svc.find_incident(incident_id)
         if inc is None:
             raise NotFound(f"no incident {incident_id!r} (see GET /admin/incidents)")
         return inc
@@ -45,45 +47,44 @@ class IncidentAdmin:
             raise InvalidRequest('body must be a JSON object with a non-empty "body" string')
         return body
 
-    def _obj(self, request: Request, inc: Incident) -> Response:
+    async def _obj(self, request: Request, inc: Incident) -> Response:
         from ridethrough.web import v2
 
         svc = self.svc
-        return json(v2.incident_obj(inc, svc.catalog, svc.monitor.status_of, svc.page_id,
-                                    base_url(svc, request), svc.clock()))
+        view = await svc.view_async()
+        return json(v2.incident_obj(inc, view.catalog, view.status_of, svc.page_id,
+                                    base_url(svc, request), view.now))
 
     async def list(self, request: Request) -> Response:
         denied = require_admin(self.svc.gw, request)
         if denied:
             return denied
-        self.svc.tick()
-        return json({"incidents": incident_objs(self.svc, request)})
+        view = await self.svc.view_async()
+        return json({"incidents": incident_objs(self.svc, view, request)})
 
     async def note(self, request: Request) -> Response:
         denied = require_admin(self.svc.gw, request)
         if denied:
             return denied
         try:
-            inc = self._find(request.path_params["incident_id"])
+            inc = await self._find(request.path_params["incident_id"])
             body = await self._body(request)
             status = body.get("status")
             if status is not None and status not in ALL_STATUSES[:4]:
                 raise InvalidRequest("status must be investigating, identified, monitoring or resolved")
+            inc = await self.svc.add_note(inc, body["body"].strip(), status)
         except RidethroughError as e:
             return _error(e)
-        self.svc.engine.add_note(inc, body["body"].strip(), status, self.svc.clock())
-        await self.svc.flush_async()
-        return self._obj(request, inc)
+        return await self._obj(request, inc)
 
     async def postmortem(self, request: Request) -> Response:
         denied = require_admin(self.svc.gw, request)
         if denied:
             return denied
         try:
-            inc = self._find(request.path_params["incident_id"])
+            inc = await self._find(request.path_params["incident_id"])
             body = await self._body(request)
+            inc = await self.svc.set_postmortem(inc, body["body"].strip())
         except RidethroughError as e:
             return _error(e)
-        self.svc.engine.set_postmortem(inc, body["body"].strip(), self.svc.clock())
-        await self.svc.flush_async()
-        return self._obj(request, inc)
+        return await self._obj(request, inc)

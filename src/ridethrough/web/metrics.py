@@ -3,6 +3,12 @@
 Counters are cumulative since start, kept by the health monitor as it drains records, so a
 scrape costs a walk over a few dicts and never touches the request path. Label values are
 bounded: skip reasons lose their free text (see health.samples.outcome_label).
+
+With several workers (``serve --workers N``) every worker answers with the same text:
+counters and histograms are the sum over all worker processes of the run (dead and
+replaced ones included, so a sum never goes backwards and dashboards written for one
+process keep working), component status and open incidents are the leader's, and what is
+truly per process — breaker state, store health — carries a ``worker`` label.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from ridethrough.health.status import SEVERITY
 
 if TYPE_CHECKING:
     from ridethrough.health.service import HealthService
+    from ridethrough.health.view import HealthView
 
 BREAKER_STATE = {"closed": 0, "half_open": 1, "open": 2}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -52,8 +59,9 @@ def _histogram(o: _Out, name: str, hists: dict[str, list[int]], sums: dict[str, 
         o.sample(f"{name}_count", running, **{label: key})
 
 
-def render(svc: HealthService) -> str:
-    t, mon, o = svc.monitor.totals, svc.monitor, _Out()
+def render(svc: HealthService, view: HealthView | None = None) -> str:
+    view = view if view is not None else svc.view()
+    t, o = view.totals, _Out()
     o.family("ridethrough_requests_total", "counter", "Requests by route, outcome and answer tier.")
     for (route, outcome, tier), n in sorted(t.requests.items()):
         o.sample("ridethrough_requests_total", n, route=route, outcome=outcome, tier=tier)
@@ -71,35 +79,38 @@ def render(svc: HealthService) -> str:
     _histogram(o, "ridethrough_time_to_first_token_seconds", t.ttft, t.ttft_sum, "route")
     o.family("ridethrough_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open.")
     o.family("ridethrough_breaker_opened_total", "counter", "Times each breaker opened.")
-    for c in svc.catalog.components.values():
-        if c.kind == "target" and c.target:
-            snap = svc.gw.board.get(c.target).snapshot()
-            o.sample("ridethrough_breaker_state", BREAKER_STATE.get(snap["state"], 0), target=c.target)
-            o.sample("ridethrough_breaker_opened_total", snap["opened_count"], target=c.target)
+    for target, labels, snap in view.breakers:
+        o.sample("ridethrough_breaker_state", BREAKER_STATE.get(snap["state"], 0),
+                 target=target, **labels)
+        o.sample("ridethrough_breaker_opened_total", snap["opened_count"], target=target, **labels)
     o.family("ridethrough_component_status", "gauge",
              "0 operational/maintenance, 1 degraded, 2 partial outage, 3 major outage.")
-    for c in svc.catalog.components.values():
+    for c in view.catalog.components.values():
         if c.kind != "group":
-            o.sample("ridethrough_component_status", SEVERITY.get(mon.status_of(c.key), 0),
+            o.sample("ridethrough_component_status", SEVERITY.get(view.status_of(c.key), 0),
                      component=c.name, kind=c.kind)
     o.family("ridethrough_incidents_open", "gauge", "Unresolved incidents.")
-    o.sample("ridethrough_incidents_open", len(svc.engine.open))
+    o.sample("ridethrough_incidents_open", sum(1 for i in view.incidents if i.unresolved))
     o.family("ridethrough_health_store_up", "gauge", "1 if the history store accepts writes.")
-    o.sample("ridethrough_health_store_up", int(svc.store_health.ok))
+    for labels, up in view.stores_up:
+        o.sample("ridethrough_health_store_up", int(up), **labels)
     o.family("ridethrough_health_records_dropped_total", "counter",
              "Request records dropped because the health queue was full.")
-    o.sample("ridethrough_health_records_dropped_total", mon.dropped)
-    st = svc.notifier.stats
+    o.sample("ridethrough_health_records_dropped_total", view.records_dropped)
+    st = view.webhooks
     o.family("ridethrough_webhook_deliveries_total", "counter", "Webhook deliveries by result.")
-    for result, n in (("delivered", st.delivered), ("failed", st.failed),
-                      ("retried", st.retries), ("dropped", st.dropped)):
-        o.sample("ridethrough_webhook_deliveries_total", n, result=result)
-    if svc.poller.views:
+    for result, key in (("delivered", "delivered"), ("failed", "failed"),
+                        ("retried", "retries"), ("dropped", "dropped")):
+        o.sample("ridethrough_webhook_deliveries_total", st.get(key, 0), result=result)
+    if view.upstream:
         o.family("ridethrough_provider_status_page_up", "gauge",
                  "1 if the provider's own status page was reachable at the last check.")
         o.family("ridethrough_provider_status_page_problem", "gauge",
                  "1 if the provider's own status page reports a problem.")
-        for p, view in sorted(svc.poller.views.items()):
-            o.sample("ridethrough_provider_status_page_up", int(view.ok), provider=p)
-            o.sample("ridethrough_provider_status_page_problem", int(view.bad), provider=p)
+        for p, line in sorted(view.upstream.items()):
+            o.sample("ridethrough_provider_status_page_up", int(line.ok), provider=p)
+            o.sample("ridethrough_provider_status_page_problem", int(line.bad), provider=p)
+    if view.workers is not None:
+        o.family("ridethrough_workers", "gauge", "Worker processes serving this gateway now.")
+        o.sample("ridethrough_workers", sum(1 for w in view.workers if w["live"]))
     return "\n".join(o.lines) + "\n"

@@ -19,6 +19,7 @@ from ridethrough.web import svg, v2
 
 if TYPE_CHECKING:
     from ridethrough.health.service import HealthService
+    from ridethrough.health.view import HealthView
 
 CSS = """
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,
@@ -66,35 +67,34 @@ def _bars_block(bars: list[DayBar] | None, name: str) -> str:
             f'<span>today</span></div>')
 
 
-def _component(svc: HealthService, key: str, bars: dict[str, list[DayBar]] | None,
+def _component(view: HealthView, key: str, bars: dict[str, list[DayBar]] | None,
                css: str = "card") -> str:
-    c = svc.catalog.components[key]
-    status = svc.monitor.status_of(key)
-    state = svc.monitor.states.get(key)
+    c = view.catalog.components[key]
+    status = view.status_of(key)
+    why = view.reasons.get(key)
     reasons = ""
-    if state is not None and state.reasons and status != "operational":
-        reasons = (f'<div class="reasons">since {when(state.since)}: '
-                   f'{escape("; ".join(state.reasons))}</div>')
+    if why and status != "operational":
+        reasons = (f'<div class="reasons">since {when(view.since.get(key))}: '
+                   f'{escape("; ".join(why))}</div>')
     desc = f'<div class="muted">{escape(c.description)}</div>' if c.description and c.kind == "route" else ""
     return (f'<div class="{css}" id="component-{escape(c.id)}"><div class="row">'
             f'<span class="name">{escape(c.name)}</span>{_status(status)}</div>{desc}{reasons}'
             f'{_bars_block(bars.get(key) if bars is not None else None, c.name)}</div>')
 
 
-def _upstream(svc: HealthService, provider: str) -> str:
+def _upstream(svc: HealthService, view: HealthView, provider: str) -> str:
     if provider not in svc.cfg.status_pages.pages or not svc.cfg.status_pages.enabled:
         return ""
-    view = svc.poller.views.get(provider)
-    if view is None:
+    line = view.upstream.get(provider)
+    if line is None:
         return f'<div class="muted">{escape(provider)}’s own status page: not checked yet.</div>'
-    if not view.ok:
+    if not line.ok:
         return (f'<div class="muted">{escape(provider)}’s own status page: unreachable '
-                f'({escape(view.error or "")}), checked {when(view.checked_at)}.</div>')
-    s = view.summary
-    text = s.description if s and s.description else view.text
+                f'({escape(line.error or "")}), checked {when(line.checked_at)}.</div>')
+    text = line.description or line.text
     return (f'<div class="muted">{escape(provider)}’s own status page says: '
-            f'<strong>{escape(text or "")}</strong>{" — " + escape(view.text) if view.bad else ""}'
-            f' (checked {when(view.checked_at)}).</div>')
+            f'<strong>{escape(text or "")}</strong>{" — " + escape(line.text) if line.bad else ""}'
+            f' (checked {when(line.checked_at)}).</div>')
 
 
 def _incident(inc: Incident, now: float) -> str:
@@ -113,11 +113,14 @@ def _incident(inc: Incident, now: float) -> str:
             f'<ol class="timeline">{items}</ol>{pm}</div>')
 
 
-def render(svc: HealthService) -> str:
-    now = svc.clock()
-    cat, mon = svc.catalog, svc.monitor
-    incidents = svc.engine.all()
-    indicator = v2.indicator_for(cat, mon.status_of, incidents)
+def render(svc: HealthService, view: HealthView | None = None) -> str:
+    """The page for ``view`` (default: the service's view now). History bars are read from
+    the store, which every worker shares."""
+    view = view if view is not None else svc.view()
+    now = view.now
+    cat = view.catalog
+    incidents = view.incidents
+    indicator = v2.indicator_for(cat, view.status_of, incidents)
     keys = [c.key for c in cat.leaves()]
     routes = [c.key for c in cat.components.values() if c.kind == "route"]
     bars: dict[str, list[DayBar]] | None
@@ -135,7 +138,7 @@ def render(svc: HealthService) -> str:
             f'<div class="banner i-{indicator}" id="overall">'
             f'{escape(v2.status_obj(indicator)["description"])}</div>')
     out = [head]
-    h = svc.store_health
+    h = view.store
     if not h.ok:
         out.append(f'<div class="warn" id="store-warning"><strong>History store unavailable</strong>'
                    f' since {when(h.since)}: {escape(h.error or "")}. Requests are unaffected; '
@@ -145,14 +148,14 @@ def render(svc: HealthService) -> str:
     active = [i for i in incidents if i.unresolved]
     if active:
         out.append("<h2>Active incidents</h2>" + "".join(_incident(i, now) for i in active))
-    out.append("<h2>Routes</h2>" + "".join(_component(svc, k, bars) for k in routes))
+    out.append("<h2>Routes</h2>" + "".join(_component(view, k, bars) for k in routes))
     out.append("<h2>Providers</h2>")
     for g in (c for c in cat.components.values() if c.kind == "provider"):
         assert g.provider is not None
         out.append(f'<div class="card group" id="component-{escape(g.id)}"><div class="row">'
-                   f'<span class="name">{escape(g.name)}</span>{_status(mon.status_of(g.key))}'
-                   f'</div>{_upstream(svc, g.provider)}'
-                   + "".join(_component(svc, ch.key, bars, "child") for ch in cat.children(g.key))
+                   f'<span class="name">{escape(g.name)}</span>{_status(view.status_of(g.key))}'
+                   f'</div>{_upstream(svc, view, g.provider)}'
+                   + "".join(_component(view, ch.key, bars, "child") for ch in cat.children(g.key))
                    + "</div>")
     out.append("<h2>Latency, last 24 hours</h2>")
     if latency:
