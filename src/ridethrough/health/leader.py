@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 
 log = logging.getLogger("ridethrough.health")
 
@@ -25,6 +26,7 @@ class LeaderLock:
         self.path = path
         self._fd: int | None = None
         self._warned = False
+        self._mutex = threading.Lock()   # ticks run in worker threads; one at a time here
 
     @property
     def held(self) -> bool:
@@ -32,11 +34,15 @@ class LeaderLock:
 
     def try_acquire(self) -> bool:
         """True if this process holds the lock now (never blocks)."""
+        with self._mutex:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         if self._fd is not None:
             if self._still_at_path():
                 return True
             log.warning("leader lock %s was deleted or replaced; electing again", self.path)
-            self.release()
+            self._release()
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -61,6 +67,10 @@ class LeaderLock:
         return True
 
     def release(self) -> None:
+        with self._mutex:
+            self._release()
+
+    def _release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return

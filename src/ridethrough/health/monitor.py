@@ -79,12 +79,15 @@ class Totals:
     # Several workers publish their totals through the store; /metrics shows their sum.
 
     def to_json(self) -> dict[str, Any]:
+        """A copy (it is written to the store from another thread while requests go on)."""
         return {
             "requests": [[*k, n] for k, n in self.requests.items()],
             "attempts": [[*k, n] for k, n in self.attempts.items()],
             "probes": [[*k, n] for k, n in self.probes.items()],
-            "latency": self.latency, "latency_sum": self.latency_sum,
-            "ttft": self.ttft, "ttft_sum": self.ttft_sum,
+            "latency": {k: list(v) for k, v in self.latency.items()},
+            "latency_sum": dict(self.latency_sum),
+            "ttft": {k: list(v) for k, v in self.ttft.items()},
+            "ttft_sum": dict(self.ttft_sum),
         }
 
     @classmethod
