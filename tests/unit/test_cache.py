@@ -416,3 +416,26 @@ def test_an_unencodable_answer_is_skipped_without_marking_the_cache_unhealthy(
     assert cache.healthy and cache.stats()["errors"] == 1
     store(cache, "q", "fine")
     assert answer_of(find(cache, "q")) == "fine"
+
+
+def test_store_many_keeps_every_answer_in_one_go(tmp_path):
+    from ridethrough.cache import ResponseCache
+    from ridethrough.config import CacheConfig
+
+    cache = ResponseCache(tmp_path / "c.db", clock=lambda: 1_700_000_000.0)
+    cfg = CacheConfig()
+    items = []
+    for i in range(5):
+        body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": f"q{i}"}]}
+        resp = {"id": f"msg_{i}", "type": "message", "role": "assistant", "model": "m",
+                "content": [{"type": "text", "text": f"a{i}"}], "stop_reason": "end_turn",
+                "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}
+        items.append({"route": "r", "cfg": cfg, "fmt": "anthropic", "body": body, "key_id": None,
+                      "response": resp, "response_fmt": "anthropic"})
+    items.append(dict(items[0], response={"type": "error"}))  # incomplete: skipped, not fatal
+    cache.store_many(items)
+    for i in range(5):
+        body = items[i]["body"]
+        hit = cache.lookup("r", cfg, "anthropic", body, None, allow_stale=False)
+        assert hit is not None and hit.obj["content"][0]["text"] == f"a{i}"
+    assert cache.stats()["entries"] == 5

@@ -188,8 +188,41 @@ class ResponseCache:
         The question is also embedded for the semantic cache when an index is configured and
         ``semantic`` is None or enabled (pass the route's config to skip disabled routes).
         """
-        if cfg.mode == "off" or self._closed or not _is_complete(response, response_fmt):
+        write = self._prepare_store(route, cfg, fmt, body, key_id, response, response_fmt,
+                                    semantic=semantic, default_max_tokens=default_max_tokens)
+        if write is not None:
+            self._guarded("store", write, None)
+
+    def store_many(self, items: list[dict[str, Any]]) -> None:
+        """Several ``store`` calls (their keyword arguments) in one transaction: the gateway
+        batches its stores, and a COMMIT per answer was most of the cache's cost."""
+        writes = [w for w in (self._prepare_store(**item) for item in items) if w is not None]
+        if not writes:
             return
+
+        def write_all(db: CacheDB) -> None:
+            with db._transaction():  # the writes' own transactions nest into this one
+                for write in writes:
+                    write(db)
+
+        self._guarded("store", write_all, None)
+
+    def _prepare_store(
+        self,
+        route: str,
+        cfg: CacheConfig,
+        fmt: str,
+        body: dict[str, Any],
+        key_id: str | None,
+        response: dict[str, Any],
+        response_fmt: str,
+        *,
+        semantic: SemanticCacheConfig | None = None,
+        default_max_tokens: int | None = None,
+    ) -> Callable[[CacheDB], None] | None:
+        """The write for one answer (the CPU part done here, outside the lock), or None."""
+        if cfg.mode == "off" or self._closed or not _is_complete(response, response_fmt):
+            return None
         try:
             scope = scope_of(cfg, key_id)
             canonical = canonical_request(fmt, body, default_max_tokens=default_max_tokens)
@@ -198,9 +231,9 @@ class ResponseCache:
             vector_row = self._vector_row(route, scope, canonical, semantic)
         except Exception as e:
             self._record_bad_input("store", e)
-            return
+            return None
         if len(payload) > self.max_bytes:
-            return
+            return None
         now = self.clock()
 
         def write(db: CacheDB) -> None:
@@ -224,7 +257,7 @@ class ResponseCache:
                 self._estimate = list(db.totals())
             self._count("stores")
 
-        self._guarded("store", write, None)
+        return write
 
     def stats(self) -> dict[str, Any]:
         """Counters and health for the status page and /metrics."""

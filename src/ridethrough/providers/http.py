@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,6 +21,21 @@ from ridethrough.errors import ErrorClass, UpstreamError
 from ridethrough.protocols.sse import SSEEvent, SSEParser
 from ridethrough.providers.base import ResolvedCapabilities, UpstreamCall, UpstreamResponse
 from ridethrough.providers.headers import filter_response_headers, upstream_request_id
+
+
+# Providers echo part of a rejected key ("Incorrect API key provided: sk-proj-ab***wxyz").
+# Error text travels to logs and to clients, so anything key-shaped is cut out first.
+_KEYISH = re.compile(rb"(sk|rt|key|pk)[-_][A-Za-z0-9_\-*]{6,}")
+
+
+def redact(body: bytes, secret: str | None) -> bytes:
+    if secret:
+        body = body.replace(secret.encode(), b"[redacted]")
+    return _KEYISH.sub(b"[redacted]", body)
+
+
+def redact_text(text: str, secret: str | None) -> str:
+    return redact(text.encode(), secret).decode("utf-8", "replace")
 
 
 @contextlib.asynccontextmanager
@@ -169,7 +185,8 @@ class HttpProvider:
             body = b""
         finally:
             resp.close()
-        err = self.classify(resp.status, body, headers)
+        err = self.classify(resp.status, redact(body, self.api_key), headers)
+        err.message = redact_text(err.message, self.api_key)
         err.target = self.name
         return err
 

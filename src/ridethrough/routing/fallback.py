@@ -160,10 +160,14 @@ class Tiers:
         return self._pool.submit(self._store_batch, batch)
 
     def _store_batch(self, batch: list[tuple[InboundRequest, dict[str, Any]]]) -> None:
-        for req, response in batch:
-            try:
-                self.cache.store(req.route_name, req.route.cache, req.format, req.body, req.key_id,
-                                 response, req.format, semantic=req.route.semantic_cache,
-                                 default_max_tokens=req.route.default_max_tokens)
-            except Exception:
-                log.exception("cache store failed")
+        if not batch:
+            return
+        try:
+            self.cache.store_many([
+                {"route": req.route_name, "cfg": req.route.cache, "fmt": req.format,
+                 "body": req.body, "key_id": req.key_id, "response": response,
+                 "response_fmt": req.format, "semantic": req.route.semantic_cache,
+                 "default_max_tokens": req.route.default_max_tokens}
+                for req, response in batch])
+        except Exception:
+            log.exception("cache store failed")
