@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ridethrough.config import Config, RouteConfig, Timeouts
-from ridethrough.errors import AllAttemptsFailed, AttemptRecord, NoTargetCanServe, NotFound
+from ridethrough.errors import (
+    AllAttemptsFailed, AttemptRecord, ErrorClass, InvalidRequest, NoTargetCanServe, NotFound,
+)
 from ridethrough.keys import KeyRing
 from ridethrough.providers.base import Provider
 from ridethrough.providers.registry import build_provider
@@ -157,19 +159,24 @@ class Gateway:
             return cached
         plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
                             req.stream, self.board, self.last_resorts.get(req.route_name))
-        if not plan.candidates:
+        self.budget.on_request()
+        if not plan.candidates and plan.capability_only:
             req.attempts.extend(plan.skipped)
-            if plan.capability_only:
-                raise NoTargetCanServe(
-                    "no target of route " + repr(req.route_name) + " can serve this request: "
-                    + "; ".join(f"{a.target} {a.outcome.removeprefix('skipped:')}" for a in plan.skipped),
-                    req.attempts)
+            raise NoTargetCanServe(
+                "no target of route " + repr(req.route_name) + " can serve this request: "
+                + "; ".join(f"{a.target} {a.outcome.removeprefix('skipped:')}" for a in plan.skipped),
+                req.attempts)
         cloud, local = plan.split(lambda t: t.provider.kind == "local")
         if cloud.candidates:
             try:
                 return self._remember(req, await self.executor.run(req, cloud))
             except AllAttemptsFailed:
-                pass
+                made = [a for a in req.attempts if not a.outcome.startswith("skipped:")]
+                if made and all(a.outcome == ErrorClass.TOO_LARGE.value for a in made):
+                    # Not an outage: the prompt is too long everywhere. Say so, as a 400.
+                    raise InvalidRequest(
+                        "the request is too large for every target of route "
+                        f"{req.route_name!r} ({made[-1].detail})", param="messages") from None
         else:
             req.attempts.extend(cloud.skipped)
         fallback = await self.tiers.cached_after_failure(req)

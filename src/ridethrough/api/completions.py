@@ -189,7 +189,7 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
     try:
         done, _ = await asyncio.wait({task}, timeout=keepalive)
     except asyncio.CancelledError:
-        task.cancel()
+        await _discard(task)
         raise
     if done:
         result = task.result()  # raises RidethroughError → rendered by the caller
@@ -202,14 +202,17 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
     # The commit point is slow: send headers now and keep the connection alive meanwhile.
     h = {"x-request-id": req.request_id, "x-ridethrough-target": "pending", **SSE_HEADERS}
 
-    async def close_task() -> None:
-        if not task.done():
-            task.cancel()
-        elif not task.cancelled() and task.exception() is None and isinstance(task.result(), StreamResult):
-            await task.result().close()
-
-    return _ClosingStream(_keepalive_then_pipe(gw, req, task, keepalive), close_task, headers=h,
+    return _ClosingStream(_keepalive_then_pipe(gw, req, task, keepalive), lambda: _discard(task),
+                          headers=h,
                           media_type="text/event-stream")
+
+
+async def _discard(task: asyncio.Future[Any]) -> None:
+    """Cancel the serving task, or release the stream it already committed to."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None and isinstance(task.result(), StreamResult):
+        await task.result().close()
 
 
 class _ClosingStream(StreamingResponse):

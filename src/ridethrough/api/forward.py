@@ -43,6 +43,10 @@ async def forward_other(gw: Gateway, request: Request) -> Response:
                               f"{e.error_class.value}", request_id=request_id)
     except RidethroughError as e:
         return render_error(fmt, e, request_id)
+    if resp.status in (401, 403):
+        # Our provider key was refused: that is the gateway's fault, not the caller's.
+        return error_response(fmt, 502, f"the provider refused ridethrough's credentials for "
+                              f"{path}", request_id=request_id, error_type="api_error")
     out = dict(resp.headers)
     out["x-request-id"] = request_id
     out["x-ridethrough-target"] = provider.name

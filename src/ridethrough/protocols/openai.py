@@ -50,6 +50,8 @@ def validate_request(body: Any) -> None:
                  "must be a number between 0 and 2", "temperature")
     if "stream" in body and body["stream"] is not None:
         _require(isinstance(body["stream"], bool), "must be a boolean", "stream")
+    if body.get("stream_options") is not None:
+        _require(isinstance(body["stream_options"], dict), "must be an object", "stream_options")
     for k in ("max_tokens", "max_completion_tokens", "n"):
         if body.get(k) is not None:
             v = body[k]

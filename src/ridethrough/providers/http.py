@@ -109,6 +109,8 @@ class HttpProvider:
         self.unavailable_reason: str | None = None
         if cfg.api_key_env and not self.api_key:
             self.unavailable_reason = f"{cfg.api_key_env} is not set"
+        elif cfg.kind in ("anthropic", "openai") and not cfg.api_key_env and not cfg.base_url:
+            self.unavailable_reason = "no api_key_env configured for the provider's own API"
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(cfg.max_concurrency)
 
@@ -218,17 +220,15 @@ class HttpProvider:
             resp = await self._post(self.chat_path, call, call.deadline.cap(call.timeouts.first_byte))
             if resp.status != 200:
                 raise await self._fail_from(resp, call.deadline.remaining())
+            if "text/event-stream" not in resp.headers.get("content-type", ""):
+                # Some servers answer a stream request with a JSON error and status 200.
+                err = await self._fail_from(resp, call.deadline.remaining())
+                if err.error_class is ErrorClass.CLIENT:
+                    err.error_class = ErrorClass.MALFORMED
+                raise err
         except BaseException:
             self._release()
             raise
-        ctype = resp.headers.get("content-type", "")
-        if "text/event-stream" not in ctype:
-            # Some servers answer a stream request with a JSON error and status 200.
-            err = await self._fail_from(resp, call.deadline.remaining())
-            self._release()
-            if err.error_class is ErrorClass.CLIENT:
-                err.error_class = ErrorClass.MALFORMED
-            raise err
         return HttpStream(self, resp)
 
     async def forward(
@@ -236,13 +236,18 @@ class HttpProvider:
     ) -> UpstreamResponse:
         assert self._session is not None, "provider not started"
         h = dict(headers)
-        h.update(self.auth_headers())
+        for k, v in self.auth_headers().items():
+            if k.startswith("anthropic-") and k in h:
+                continue  # the client's own API version and betas win, as on the chat path
+            h[k] = v
         async with _translate_errors(self.name, "headers"):
             async with asyncio.timeout(timeout):
                 url = self.base_url + self.forward_path(path)
                 async with self._session.request(method, url, data=body or None,
                                                  headers=h) as resp:
                     data = await resp.read()
+                    if resp.status >= 400:
+                        data = redact(data, self.api_key)
                     raw = {k.lower(): v for k, v in resp.headers.items()}
                     return UpstreamResponse(resp.status, data, filter_response_headers(raw.items()),
                                             upstream_request_id(raw))

@@ -47,7 +47,7 @@ def classify_openai(status: int, body: bytes, headers: dict[str, str]) -> Upstre
         cls = ErrorClass.QUOTA
     elif status in (401, 403):
         cls = ErrorClass.AUTH
-    elif status == 404:
+    elif status == 404 or code in _MODEL_CODES:
         cls = ErrorClass.MODEL_NOT_FOUND
     elif status == 413 or code in _TOO_LARGE_CODES:
         cls = ErrorClass.TOO_LARGE

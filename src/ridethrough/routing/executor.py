@@ -29,6 +29,7 @@ from ridethrough.errors import (
     UpstreamError,
 )
 from ridethrough.providers.base import UpstreamStream
+from ridethrough.providers.http import redact_text
 from ridethrough.routing.breaker import BreakerBoard
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep
@@ -81,7 +82,6 @@ class Executor:
 
     async def run(self, req: InboundRequest, plan: Plan) -> JsonResult | StreamResult:
         req.attempts.extend(plan.skipped)
-        self.budget.on_request()
         candidates = plan.candidates
         for i, target in enumerate(candidates):
             others_left = i < len(candidates) - 1
@@ -99,11 +99,22 @@ class Executor:
                 t0 = self.clock()
                 prepared: PreparedCall | None = None
                 try:
-                    prepared = prepare_call(req, target)
-                    if req.stream:
-                        result: JsonResult | StreamResult = await self._stream(req, target, prepared, t0)
-                    else:
-                        result = await self._json(req, target, prepared)
+                    try:
+                        prepared = prepare_call(req, target)
+                        if req.stream:
+                            result: JsonResult | StreamResult = await self._stream(
+                                req, target, prepared, t0)
+                        else:
+                            result = await self._json(req, target, prepared)
+                    except (UpstreamError, asyncio.CancelledError):
+                        raise
+                    except Exception as unexpected:
+                        # An upstream answer our parsing or translation choked on is that
+                        # target's failure, not a 500 for the client.
+                        log.exception("unexpected error serving from %s", target.key)
+                        raise UpstreamError(ErrorClass.MALFORMED,
+                                            f"could not process the answer: {type(unexpected).__name__}",
+                                            target=target.key) from None
                 except UpstreamError as e:
                     err = self._reclassify(e, prepared)
                     self._record_failure(req, target, err, t0, prepared)
@@ -159,7 +170,7 @@ class Executor:
                         prepared: PreparedCall | None) -> None:
         req.attempts.append(AttemptRecord(
             target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.status,
-            dropped=prepared.dropped if prepared else (), detail=err.message[:200]))
+            dropped=prepared.dropped if prepared else (), detail=redact_text(err.message, None)[:200]))
 
     async def _json(self, req: InboundRequest, target: Target, prepared: PreparedCall) -> JsonResult:
         resp = await target.provider.complete(prepared.call)
@@ -256,13 +267,15 @@ class Executor:
             for frame in relay.finish():
                 yield frame
             outcome["ok"] = True
-        except UpstreamError as e:
+        except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
+            e = raw if isinstance(raw, UpstreamError) else UpstreamError(
+                ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
             e.target = e.target or target.key
             outcome["ok"] = False
             outcome["error"] = e
             self.board.get(target.key).record_failure(e.error_class.value)
             req.attempts.append(AttemptRecord(target.key, f"{e.error_class.value}_after_commit",
-                                              detail=e.message[:200]))
+                                              detail=redact_text(e.message, None)[:200]))
             etype = "overloaded_error" if e.error_class is ErrorClass.OVERLOADED else "api_error"
             yield in_band_error_frame(req.format, etype,
                                       f"the upstream stream from {target.key} failed after it "

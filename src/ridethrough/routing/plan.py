@@ -108,8 +108,12 @@ def plan_targets(
     for t in targets:
         reason = t.provider.unavailable_reason and f"unavailable:{t.provider.unavailable_reason}"
         if not reason:
-            reason = translation_gap(client_fmt, t, body) or capability_gap(
-                t.caps, feat, stream, exact_fit(t, client_fmt, body, feat))
+            reason = translation_gap(client_fmt, t, body) or capability_gap(t.caps, feat, stream)
+            if reason and reason.startswith("capability:context_window"):
+                # The estimate over-counts; a target with its own tokenizer gets a second,
+                # exact opinion (only then: tokenizing on every request would cost the loop).
+                if exact_fit(t, client_fmt, body, feat):
+                    reason = None
             if reason:
                 capability_skips += 1
         if not reason:

@@ -41,10 +41,6 @@ class PreparedCall:
     strip_usage: bool
 
 
-def resolve_timeouts(base: Timeouts, target: Target) -> Timeouts:
-    return target.timeouts
-
-
 def prepare_call(req: InboundRequest, target: Target) -> PreparedCall:
     """Passthrough when formats match (only ``model`` and usage reporting edited); an explicit
     translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails."""
