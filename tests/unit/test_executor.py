@@ -484,7 +484,7 @@ def test_an_openai_client_gets_the_error_as_an_openai_error_chunk():
     assert last["error"]["type"] == "overloaded_error"
 
 
-def test_a_half_open_probe_stream_closes_the_breaker_at_commit():
+def test_a_half_open_probe_stream_closes_the_breaker_when_it_ends_well():
     w = World(breaker={"consecutive_failures": 1, "cooldown_s": 10})
     a = w.target("a", "anthropic", [err(C.CONNECT), [START, TOKEN, END]])
     b = w.target("b", "anthropic", [[START, TOKEN, END]])
@@ -493,4 +493,16 @@ def test_a_half_open_probe_stream_closes_the_breaker_at_commit():
     w.clock.advance(10)
     result = w.run(w.request(stream=True), [a, b])
     assert result.target is a
+    # committed, but the verdict waits for the stream's end: still the one probe in flight
+    assert w.breaker(a).state is State.HALF_OPEN
+    drain(result)
     assert w.breaker(a).state is State.CLOSED
+
+
+def test_streams_that_commit_then_die_open_the_breaker():
+    # An in-band error after the first token, again and again: a commit is not a success.
+    w = World(breaker={"consecutive_failures": 3, "cooldown_s": 10})
+    a = w.target("a", "anthropic", [[START, TOKEN, OVERLOADED]] * 3)
+    for _ in range(3):
+        drain(w.run(w.request(stream=True), [a]))
+    assert w.breaker(a).state is State.OPEN

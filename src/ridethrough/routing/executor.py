@@ -59,6 +59,7 @@ class StreamResult:
     upstream_request_id: str | None
     relay: StreamRelay
     upstream: UpstreamStream | None = None
+    release: Callable[[], None] | None = None  # the breaker claim, if no verdict is reached
     outcome: dict[str, Any] = field(default_factory=dict)  # filled when the stream ends
 
     async def close(self) -> None:
@@ -66,6 +67,8 @@ class StreamResult:
         await self.tail.aclose()  # type: ignore[attr-defined]
         if self.upstream is not None:
             await self.upstream.aclose()
+        if "ok" not in self.outcome and self.release is not None:
+            self.release()
 
 
 class Executor:
@@ -243,10 +246,12 @@ class Executor:
             if isinstance(e, UpstreamError) and e.target is None:
                 e.target = target.key
             raise
-        # Committed: from here on the client sees this target's answer.
-        self.board.get(target.key).record_success()
+        # Committed: from here on the client sees this target's answer. The breaker's verdict
+        # waits for the stream's end: a stream that commits and then dies (an in-band error
+        # after the first token) is a failure, and counting its commit as a success would
+        # keep the breaker closed through exactly that kind of outage.
         result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay,
-                              upstream)
+                              upstream, release=self.board.get(target.key).release)
         result.tail = self._tail(req, target, upstream, relay, result)
         return result
 
@@ -267,6 +272,7 @@ class Executor:
             for frame in relay.finish():
                 yield frame
             outcome["ok"] = True
+            self.board.get(target.key).record_success()
         except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
             e = raw if isinstance(raw, UpstreamError) else UpstreamError(
                 ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
@@ -285,6 +291,8 @@ class Executor:
             outcome["cancelled"] = True
             raise
         finally:
+            if "ok" not in outcome:  # closed early (client gone): no verdict on the target
+                self.board.get(target.key).release()
             await upstream.aclose()
             if self.on_stream_end is not None:
                 self.on_stream_end(req, result)
