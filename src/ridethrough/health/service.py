@@ -29,6 +29,7 @@ from ridethrough.health.probes import Prober
 from ridethrough.health.shared import SharedHealth, SharedIdentity
 from ridethrough.health.stats import Bucket
 from ridethrough.health.status import merge_breakers
+from ridethrough.health.tasks import cancel_and_wait
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView
 from ridethrough.health.view import (
     HealthView,
@@ -197,15 +198,7 @@ class HealthService:
         self._store_ok(now)
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("background task ended with an error")
+        await cancel_and_wait(self._tasks)
         self._tasks, self._leader_tasks = [], []
         try:
             if self.shared is not None:

@@ -23,6 +23,7 @@ import orjson
 
 from ridethrough.health.config import WebhookConfig
 from ridethrough.health.status import LABEL
+from ridethrough.health.tasks import cancel_and_wait
 from ridethrough.web.v2 import iso
 
 log = logging.getLogger("ridethrough.webhooks")
@@ -209,15 +210,7 @@ class Notifier:
                 self.queue.task_done()
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("background task ended with an error")
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._session is not None:
             await self._session.close()
