@@ -198,3 +198,33 @@ def test_each_target_has_its_own_breaker(clock):
     assert board.get("b/m").state is State.CLOSED
     assert board.get("a/m") is board.get("a/m")
     assert {s["target"] for s in board.snapshot()} == {"a/m", "b/m"}
+
+
+def test_only_the_probe_decides_a_half_open_breaker(clock):
+    b = make(clock)
+    slow = [b.acquire() for _ in range(3)]           # sent while closed, still in flight
+    for _ in range(3):
+        b.record_failure("server_error")               # others fail: the breaker opens
+    assert b.state is State.OPEN
+    clock.advance(10)
+    probe = b.acquire()
+    assert probe and probe.probe and b.state is State.HALF_OPEN
+    b.record_failure("timeout", slow[0])               # a late failure from before the opening
+    assert b.state is State.HALF_OPEN and b.probe_in_flight  # neither re-opened nor freed
+    b.record_success(slow[1])                           # a late success does not close it either
+    assert b.state is State.HALF_OPEN
+    b.release(slow[2])
+    assert not b.acquire()                              # still one probe at a time
+    b.record_success(probe)                             # the probe's own verdict
+    assert b.state is State.CLOSED and not b.probe_in_flight
+
+
+def test_a_probe_failure_reopens_with_a_longer_cool_down(clock):
+    b = make(clock)
+    for _ in range(3):
+        b.acquire()
+        b.record_failure("server_error")
+    clock.advance(10)
+    probe = b.acquire()
+    b.record_failure("server_error", probe)
+    assert b.state is State.OPEN and b.cooldown == 20

@@ -60,17 +60,19 @@ class Breaker:
             return "breaker_open"
         return "breaker_half_open" if self.probe_in_flight else None
 
-    def acquire(self) -> bool:
-        """Claim the right to send one request. In half-open only one probe at a time."""
+    def acquire(self) -> Claim | None:
+        """Claim the right to send one request (a truthy Claim), or None. In half-open only
+        one probe at a time."""
         if self.availability() is not None:
-            return False
+            return None
         if self.forced == "up":
-            return True
+            return Claim(True)  # the operator vouches for it: its outcomes are evidence
         if self.state is State.OPEN:
             self.state = State.HALF_OPEN
         if self.state is State.HALF_OPEN:
             self.probe_in_flight = True
-        return True
+            return Claim(True)
+        return Claim(False)
 
     def recovers_at(self) -> float:
         """When this target may next be tried (for picking the soonest when all are open)."""
@@ -78,28 +80,37 @@ class Breaker:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    def record_success(self) -> None:
+    # ``claim`` is what acquire() returned. Only the probe's own outcome may move a breaker
+    # out of open/half-open: requests sent while it was still closed finish late (a slow
+    # timeout, a long stream) and must not close it, re-open it or free the probe slot.
+    # ``None`` (a forced attempt, an operator probe) counts as the probe.
+
+    def record_success(self, claim: Claim | None = None) -> None:
         self._push(False)
         self.consecutive_failures = 0
-        if self.state is not State.CLOSED:
-            self.state = State.CLOSED
-            self.cooldown = 0.0
-        self.probe_in_flight = False
+        if _decides(claim):
+            if self.state is not State.CLOSED:
+                self.state = State.CLOSED
+                self.cooldown = 0.0
+            self.probe_in_flight = False
 
-    def record_failure(self, error: str = "") -> None:
+    def record_failure(self, error: str = "", claim: Claim | None = None) -> None:
         now = self.clock()
         self._push(True)
         self.consecutive_failures += 1
         self.last_error = error
         if self.state is State.HALF_OPEN:
-            self._open(now, min(self.cooldown * 2, self.cfg.max_cooldown_s))
+            if _decides(claim):
+                self._open(now, min(self.cooldown * 2, self.cfg.max_cooldown_s))
         elif self.state is State.CLOSED and self._should_open():
             self._open(now, self.cfg.cooldown_s)
-        self.probe_in_flight = False
+        if _decides(claim):
+            self.probe_in_flight = False
 
-    def release(self) -> None:
+    def release(self, claim: Claim | None = None) -> None:
         """The attempt ended without a verdict on the target (cancelled, local error)."""
-        self.probe_in_flight = False
+        if _decides(claim):
+            self.probe_in_flight = False
 
     def hold_down(self, seconds: float, reason: str) -> None:
         self.held_until = max(self.held_until, self.clock() + seconds)
@@ -148,6 +159,20 @@ class Breaker:
             "last_error": self.last_error or None,
             "opened_count": self.opened_count,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The right to send one request; ``probe`` when it is the half-open trial."""
+
+    probe: bool
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _decides(claim: Claim | None) -> bool:
+    return claim is None or claim.probe
 
 
 class BreakerBoard:

@@ -12,6 +12,7 @@ target, fail over, hold the target down, or return the error to the client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +31,7 @@ from ridethrough.errors import (
 )
 from ridethrough.providers.base import UpstreamStream
 from ridethrough.providers.http import redact_text
-from ridethrough.routing.breaker import BreakerBoard
+from ridethrough.routing.breaker import BreakerBoard, Claim
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep
 from ridethrough.routing.plan import Plan, Target
@@ -95,7 +96,8 @@ class Executor:
                 if req.deadline.expired:
                     req.attempts.append(AttemptRecord(target.key, "skipped:deadline"))
                     raise AllAttemptsFailed("the request's deadline passed", req.attempts)
-                if not plan.forced and not breaker.acquire():
+                claim = None if plan.forced else breaker.acquire()
+                if not plan.forced and not claim:
                     req.attempts.append(AttemptRecord(target.key, f"skipped:{breaker.availability()}"))
                     break
                 tries += 1
@@ -106,7 +108,7 @@ class Executor:
                         prepared = prepare_call(req, target)
                         if req.stream:
                             result: JsonResult | StreamResult = await self._stream(
-                                req, target, prepared, t0)
+                                req, target, prepared, t0, claim)
                         else:
                             result = await self._json(req, target, prepared)
                     except (UpstreamError, asyncio.CancelledError):
@@ -123,12 +125,12 @@ class Executor:
                     self._record_failure(req, target, err, t0, prepared)
                     action = ACTIONS[err.error_class]
                     if err.error_class is ErrorClass.CLIENT:
-                        breaker.release()
+                        breaker.release(claim)
                         raise err
                     if action.counts_for_breaker and not _deadline_spent(err, req):
-                        breaker.record_failure(err.error_class.value)
+                        breaker.record_failure(err.error_class.value, claim)
                     else:
-                        breaker.release()
+                        breaker.release(claim)
                     if action.hold_down_s:
                         breaker.hold_down(action.hold_down_s, err.error_class.value)
                     if action.retry_same and tries <= self.retry.same_target_retries:
@@ -148,11 +150,11 @@ class Executor:
                         continue
                     break
                 except BaseException:
-                    breaker.release()
+                    breaker.release(claim)
                     raise
                 else:
                     if not req.stream:
-                        breaker.record_success()
+                        breaker.record_success(claim)
                     req.attempts.append(AttemptRecord(
                         target.key, "ok", (self.clock() - t0) * 1000,
                         upstream_request_id=result.upstream_request_id,
@@ -214,7 +216,7 @@ class Executor:
         return JsonResult(target, body, obj, resp.headers, resp.request_id, usage)
 
     async def _stream(self, req: InboundRequest, target: Target, prepared: PreparedCall,
-                      t0: float) -> StreamResult:
+                      t0: float, claim: Claim | None = None) -> StreamResult:
         upstream = await target.provider.open_stream(prepared.call)
         relay = StreamRelay(
             target.format, req.format, model=target.model,
@@ -251,12 +253,13 @@ class Executor:
         # after the first token) is a failure, and counting its commit as a success would
         # keep the breaker closed through exactly that kind of outage.
         result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay,
-                              upstream, release=self.board.get(target.key).release)
-        result.tail = self._tail(req, target, upstream, relay, result)
+                              upstream, release=functools.partial(self.board.get(target.key).release, claim))
+        result.tail = self._tail(req, target, upstream, relay, result, claim)
         return result
 
     async def _tail(self, req: InboundRequest, target: Target, upstream: UpstreamStream,
-                    relay: StreamRelay, result: StreamResult) -> AsyncIterator[bytes]:
+                    relay: StreamRelay, result: StreamResult,
+                    claim: Claim | None = None) -> AsyncIterator[bytes]:
         outcome = result.outcome
         try:
             while not relay.terminal_seen:
@@ -272,14 +275,14 @@ class Executor:
             for frame in relay.finish():
                 yield frame
             outcome["ok"] = True
-            self.board.get(target.key).record_success()
+            self.board.get(target.key).record_success(claim)
         except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
             e = raw if isinstance(raw, UpstreamError) else UpstreamError(
                 ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
             e.target = e.target or target.key
             outcome["ok"] = False
             outcome["error"] = e
-            self.board.get(target.key).record_failure(e.error_class.value)
+            self.board.get(target.key).record_failure(e.error_class.value, claim)
             req.attempts.append(AttemptRecord(target.key, f"{e.error_class.value}_after_commit",
                                               detail=redact_text(e.message, None)[:200]))
             etype = "overloaded_error" if e.error_class is ErrorClass.OVERLOADED else "api_error"
@@ -292,7 +295,7 @@ class Executor:
             raise
         finally:
             if "ok" not in outcome:  # closed early (client gone): no verdict on the target
-                self.board.get(target.key).release()
+                self.board.get(target.key).release(claim)
             await upstream.aclose()
             if self.on_stream_end is not None:
                 self.on_stream_end(req, result)
