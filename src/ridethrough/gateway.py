@@ -85,8 +85,7 @@ class Gateway:
         self.board = BreakerBoard(cfg.resilience.breaker, clock)
         r = cfg.resilience.retry
         self.budget = RetryBudget(r.budget_ratio, r.budget_min_per_s, clock)
-        self.executor = Executor(self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
-                                 on_stream_end=self._stream_ended)
+        self.executor = Executor(self.board, self.budget, r, clock, sleep or asyncio.sleep, rng)
         if cache is None and any(r.cache.mode != "off" for r in cfg.routes.values()):
             cache = open_cache(cfg, wall_clock)
         self.tiers = Tiers(cache, wall_clock)
@@ -203,7 +202,7 @@ class Gateway:
             self.tiers.remember(req, result.obj)
         else:
             relay = result.relay
-            result.outcome["on_end"] = lambda: self.tiers.remember(
+            result.on_end = lambda: self.tiers.remember(
                 req, relay.accumulated if result.outcome.get("ok") else None)
         return result
 
@@ -215,11 +214,6 @@ class Gateway:
                 obs(record)
             except Exception:  # an observer must never break a request
                 log.exception("observer failed")
-
-    def _stream_ended(self, req: InboundRequest, result: StreamResult) -> None:
-        hook = result.outcome.get("on_end")
-        if hook is not None:
-            hook()
 
     def attempts_summary(self, attempts: list[AttemptRecord]) -> tuple[int, str]:
         made = sum(1 for a in attempts if not a.outcome.startswith("skipped:"))

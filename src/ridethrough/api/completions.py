@@ -130,6 +130,17 @@ def _ridethrough_headers(gw: Gateway, req: InboundRequest | None,
     return h
 
 
+def _upstream_id_headers(req: InboundRequest, result: JsonResult | StreamResult) -> dict[str, str]:
+    """The provider's request id, for support tickets; the Anthropic SDK reads ``request-id``."""
+    rid = result.upstream_request_id
+    if not rid:
+        return {}
+    h = {"x-ridethrough-upstream-request-id": rid}
+    if req.format == "anthropic":
+        h["request-id"] = rid
+    return h
+
+
 def _degraded(result: JsonResult | StreamResult) -> dict[str, str]:
     return {"x-ridethrough-degraded": "local-model"} if result.target.provider.kind == "local" else {}
 
@@ -172,10 +183,7 @@ def _respond_json(gw: Gateway, req: InboundRequest, result: JsonResult) -> Respo
     h.update(_ridethrough_headers(gw, req, result.target.key))
     h.update(_degraded(result))
     h["x-request-id"] = req.request_id
-    if result.upstream_request_id:
-        h["x-ridethrough-upstream-request-id"] = result.upstream_request_id
-        if req.format == "anthropic":
-            h["request-id"] = result.upstream_request_id
+    h.update(_upstream_id_headers(req, result))
     gw.emit(RequestRecord(
         req.request_id, req.route_name, req.format, False, 200, "ok", req.attempts,
         served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000,
@@ -233,10 +241,7 @@ class _ClosingStream(StreamingResponse):
 def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> dict[str, str]:
     h = {"x-request-id": req.request_id, **SSE_HEADERS,
          **_ridethrough_headers(gw, req, result.target.key), **_degraded(result)}
-    if result.upstream_request_id:
-        h["x-ridethrough-upstream-request-id"] = result.upstream_request_id
-        if req.format == "anthropic":
-            h["request-id"] = result.upstream_request_id
+    h.update(_upstream_id_headers(req, result))
     return h
 
 

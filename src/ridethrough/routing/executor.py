@@ -61,6 +61,7 @@ class StreamResult:
     relay: StreamRelay
     upstream: UpstreamStream | None = None
     release: Callable[[], None] | None = None  # the breaker claim, if no verdict is reached
+    on_end: Callable[[], None] | None = None   # run once the stream is over, however it ended
     outcome: dict[str, Any] = field(default_factory=dict)  # filled when the stream ends
 
     async def close(self) -> None:
@@ -74,15 +75,13 @@ class StreamResult:
 
 class Executor:
     def __init__(self, board: BreakerBoard, budget: RetryBudget, retry: RetryConfig,
-                 clock: Clock, sleep: Sleep, rng: random.Random | None = None,
-                 on_stream_end: Callable[[InboundRequest, StreamResult], None] | None = None) -> None:
+                 clock: Clock, sleep: Sleep, rng: random.Random | None = None) -> None:
         self.board = board
         self.budget = budget
         self.retry = retry
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.on_stream_end = on_stream_end
 
     async def run(self, req: InboundRequest, plan: Plan) -> JsonResult | StreamResult:
         req.attempts.extend(plan.skipped)
@@ -297,8 +296,8 @@ class Executor:
             if "ok" not in outcome:  # closed early (client gone): no verdict on the target
                 self.board.get(target.key).release(claim)
             await upstream.aclose()
-            if self.on_stream_end is not None:
-                self.on_stream_end(req, result)
+            if result.on_end is not None:
+                result.on_end()
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})

@@ -87,24 +87,24 @@ class Tiers:
 
     async def before_live(self, req: InboundRequest) -> FallbackResult | None:
         """Cache mode ``always``: a fresh exact hit is served without asking a provider."""
-        if not self._usable(req) or req.route.cache.mode != "always":
+        if req.route.cache.mode != "always":
             return None
-        entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
-                                 req.body, req.key_id, allow_stale=False,
-                                 default_max_tokens=req.route.default_max_tokens)
-        if entry is None and req.route.semantic_cache.enabled and req.route.semantic_cache.mode == "always":
-            entry = await self._semantic(req, allow_stale=False)
-        return self._from_entry(req, entry) if entry is not None else None
+        return await self._lookup(req, allow_stale=False,
+                                  semantic=req.route.semantic_cache.mode == "always")
 
     async def cached_after_failure(self, req: InboundRequest) -> FallbackResult | None:
         """Every cloud target failed: an exact hit (stale allowed), else a semantic one."""
+        return await self._lookup(req, allow_stale=True, semantic=True)
+
+    async def _lookup(self, req: InboundRequest, *, allow_stale: bool,
+                      semantic: bool) -> FallbackResult | None:
         if not self._usable(req):
             return None
         entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
-                                 req.body, req.key_id, allow_stale=True,
+                                 req.body, req.key_id, allow_stale=allow_stale,
                                  default_max_tokens=req.route.default_max_tokens)
-        if entry is None and req.route.semantic_cache.enabled:
-            entry = await self._semantic(req, allow_stale=True)
+        if entry is None and semantic and req.route.semantic_cache.enabled:
+            entry = await self._semantic(req, allow_stale=allow_stale)
         return self._from_entry(req, entry) if entry is not None else None
 
     def static(self, req: InboundRequest) -> FallbackResult | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ridethrough.config import RouteConfig, Timeouts
+from ridethrough.config import RouteConfig
 from ridethrough.errors import AttemptRecord, ErrorClass, UpstreamError
 from ridethrough.protocols.features import RequestFeatures
 from ridethrough.providers.base import UpstreamCall
