@@ -439,3 +439,26 @@ def test_store_many_keeps_every_answer_in_one_go(tmp_path):
         hit = cache.lookup("r", cfg, "anthropic", body, None, allow_stale=False)
         assert hit is not None and hit.obj["content"][0]["text"] == f"a{i}"
     assert cache.stats()["entries"] == 5
+
+
+def test_store_many_writes_a_question_asked_twice_in_one_batch_once_with_its_last_answer(tmp_path):
+    from ridethrough.cache import ResponseCache
+    from ridethrough.config import CacheConfig
+
+    cache = ResponseCache(tmp_path / "c.db", clock=lambda: 1_700_000_000.0)
+    cfg = CacheConfig()
+
+    def item(q: str, a: str) -> dict:
+        body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": q}]}
+        resp = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "content": [{"type": "text", "text": a}], "stop_reason": "end_turn",
+                "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}
+        return {"route": "r", "cfg": cfg, "fmt": "anthropic", "body": body, "key_id": None,
+                "response": resp, "response_fmt": "anthropic"}
+
+    cache.store_many([item("hot", "first"), item("other", "x"), item("hot", "second"),
+                      item("hot", "third")])
+    hit = cache.lookup("r", cfg, "anthropic", item("hot", "")["body"], None, allow_stale=False)
+    assert hit is not None and hit.obj["content"][0]["text"] == "third"
+    stats = cache.stats()
+    assert stats["entries"] == 2 and stats["stores"] == 2

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -45,6 +45,12 @@ T = TypeVar("T")
 _SWEEP_INTERVAL_S = 60.0      # retention purge at most this often (it is one indexed DELETE)
 _PENDING_FLUSH = 1024
 _FILE_CHECK_INTERVAL_S = 0.5         # lookups flush deferred touches themselves past this many
+
+
+class _Keyed(NamedTuple):
+    key: str
+    scope: str
+    canonical: dict[str, Any]
 
 
 class ResponseCache:
@@ -195,8 +201,20 @@ class ResponseCache:
 
     def store_many(self, items: list[dict[str, Any]]) -> None:
         """Several ``store`` calls (their keyword arguments) in one transaction: the gateway
-        batches its stores, and a COMMIT per answer was most of the cache's cost."""
-        writes = [w for w in (self._prepare_store(**item) for item in items) if w is not None]
+        batches its stores, and a COMMIT per answer was most of the cache's cost.
+
+        Within a batch only the last answer to a question is written: the earlier ones would
+        be replaced inside the same transaction, so their serialising, embedding and writing
+        would be wasted (popular questions arrive many times in one batch window).
+        """
+        latest: dict[str, tuple[dict[str, Any], _Keyed]] = {}
+        for item in items:
+            keyed = self._keyed(**item)
+            if keyed is not None:
+                latest.pop(keyed.key, None)  # re-insert: keep the batch's order of last arrival
+                latest[keyed.key] = (item, keyed)
+        writes = [w for w in (self._prepare_store(**item, keyed=keyed) for item, keyed in latest.values())
+                  if w is not None]
         if not writes:
             return
 
@@ -206,6 +224,21 @@ class ResponseCache:
                     write(db)
 
         self._guarded("store", write_all, None)
+
+    def _keyed(self, route: str, cfg: CacheConfig, fmt: str, body: dict[str, Any], key_id: str | None,
+               response: dict[str, Any], response_fmt: str, *,
+               semantic: SemanticCacheConfig | None = None,
+               default_max_tokens: int | None = None) -> _Keyed | None:
+        """Where an answer would be stored, or None when it is not to be stored."""
+        if cfg.mode == "off" or self._closed or not _is_complete(response, response_fmt):
+            return None
+        try:
+            scope = scope_of(cfg, key_id)
+            canonical = canonical_request(fmt, body, default_max_tokens=default_max_tokens)
+            return _Keyed(request_key(route, scope, canonical), scope, canonical)
+        except Exception as e:
+            self._record_bad_input("store", e)
+            return None
 
     def _prepare_store(
         self,
@@ -219,16 +252,18 @@ class ResponseCache:
         *,
         semantic: SemanticCacheConfig | None = None,
         default_max_tokens: int | None = None,
+        keyed: _Keyed | None = None,
     ) -> Callable[[CacheDB], None] | None:
         """The write for one answer (the CPU part done here, outside the lock), or None."""
-        if cfg.mode == "off" or self._closed or not _is_complete(response, response_fmt):
-            return None
+        if keyed is None:
+            keyed = self._keyed(route, cfg, fmt, body, key_id, response, response_fmt,
+                                semantic=semantic, default_max_tokens=default_max_tokens)
+            if keyed is None:
+                return None
+        key, scope = keyed.key, keyed.scope
         try:
-            scope = scope_of(cfg, key_id)
-            canonical = canonical_request(fmt, body, default_max_tokens=default_max_tokens)
-            key = request_key(route, scope, canonical)
             payload = orjson.dumps(response)
-            vector_row = self._vector_row(route, scope, canonical, semantic)
+            vector_row = self._vector_row(route, scope, keyed.canonical, semantic)
         except Exception as e:
             self._record_bad_input("store", e)
             return None
