@@ -82,6 +82,9 @@ class Executor:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        # Targets that rejected the ``stream_options`` we add to learn a stream's usage (some
+        # OpenAI-compatible servers refuse unknown fields): we stop adding it there.
+        self.no_stream_options: set[str] = set()
 
     async def run(self, req: InboundRequest, plan: Plan) -> JsonResult | StreamResult:
         req.attempts.extend(plan.skipped)
@@ -104,7 +107,8 @@ class Executor:
                 prepared: PreparedCall | None = None
                 try:
                     try:
-                        prepared = prepare_call(req, target)
+                        prepared = prepare_call(
+                            req, target, inject_usage=target.key not in self.no_stream_options)
                         if req.stream:
                             result: JsonResult | StreamResult = await self._stream(
                                 req, target, prepared, t0, claim)
@@ -120,6 +124,14 @@ class Executor:
                                             f"could not process the answer: {type(unexpected).__name__}",
                                             target=target.key) from None
                 except UpstreamError as e:
+                    if _rejected_stream_options(e, prepared):
+                        # Our addition, not the client's request, was refused: ask again
+                        # without it (the loop cannot repeat: the next call omits the field).
+                        log.warning("%s rejects stream_options; streaming without usage from it",
+                                    target.key)
+                        self.no_stream_options.add(target.key)
+                        breaker.release(claim)
+                        continue
                     err = self._reclassify(e, prepared)
                     self._record_failure(req, target, err, t0, prepared)
                     action = ACTIONS[err.error_class]
@@ -298,6 +310,12 @@ class Executor:
             await upstream.aclose()
             if result.on_end is not None:
                 result.on_end()
+
+
+def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) -> bool:
+    if prepared is None or not prepared.injected_stream_options or err.status not in (400, 422):
+        return False
+    return b"stream_options" in (err.body or b"") or "stream_options" in err.message
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})

@@ -39,30 +39,37 @@ class PreparedCall:
     translated: bool
     dropped: tuple[str, ...]
     strip_usage: bool
+    injected_stream_options: bool = False  # we added ``stream_options`` the client did not send
 
 
-def prepare_call(req: InboundRequest, target: Target) -> PreparedCall:
+def prepare_call(req: InboundRequest, target: Target, *, inject_usage: bool = True) -> PreparedCall:
     """Passthrough when formats match (only ``model`` and usage reporting edited); an explicit
-    translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails."""
+    translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails.
+
+    ``inject_usage=False`` leaves ``stream_options`` alone, for OpenAI-compatible servers that
+    reject the field (the answer then streams without a usage chunk)."""
     body = req.body
     dropped: tuple[str, ...] = ()
     strip_usage = False
+    injected = False
     if target.format == req.format:
         out = dict(body)
         out["model"] = target.model
-        if req.format == "openai" and req.stream:
+        if req.format == "openai" and req.stream and inject_usage:
             so = dict(out.get("stream_options") or {})
             if not so.get("include_usage"):
                 so["include_usage"] = True
                 out["stream_options"] = so
                 strip_usage = True
+                injected = True
         translated = False
     else:
         from ridethrough.protocols import translate
 
         try:
             if req.format == "anthropic":
-                t = translate.anthropic_to_openai_request(body, target.model, include_usage=True)
+                t = translate.anthropic_to_openai_request(body, target.model, include_usage=inject_usage)
+                injected = inject_usage and req.stream
             else:
                 t = translate.openai_to_anthropic_request(
                     body, target.model, default_max_tokens=req.route.default_max_tokens)
@@ -79,4 +86,4 @@ def prepare_call(req: InboundRequest, target: Target) -> PreparedCall:
         model=target.model, body=orjson.dumps(out), stream=req.stream, deadline=req.deadline,
         timeouts=target.timeouts, headers=headers,
     )
-    return PreparedCall(call, translated, dropped, strip_usage)
+    return PreparedCall(call, translated, dropped, strip_usage, injected)

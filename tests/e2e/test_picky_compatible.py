@@ -1,0 +1,145 @@
+"""An OpenAI-compatible server that refuses fields it does not know, as some older
+self-hosted servers do: ridethrough's own ``stream_options`` (added so it can count a
+stream's usage) must not turn into a 400 for the caller.
+
+The server is a tiny aiohttp app on loopback; the caller is the official openai SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from aiohttp import web
+
+from ridethrough.config import parse_config
+
+
+class PickyServer:
+    """Streams an answer unless the body carries a field outside its known list."""
+
+    KNOWN = {"model", "messages", "stream", "max_tokens", "temperature"}
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        self.bodies.append(body)
+        unknown = sorted(set(body) - self.KNOWN)
+        if unknown:
+            return web.json_response(status=400, data={"error": {
+                "message": f"Unrecognized request argument supplied: {', '.join(unknown)}",
+                "type": "invalid_request_error", "param": None, "code": None}})
+        if not body.get("stream"):
+            return web.json_response({
+                "id": "chatcmpl-p", "object": "chat.completion", "created": int(time.time()),
+                "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "picky but fine"}}],
+                "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}})
+        resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in ("picky ", "but ", "fine"):
+            chunk = {"id": "chatcmpl-p", "object": "chat.completion.chunk", "created": 1,
+                     "model": body["model"], "choices": [{"index": 0, "delta": {"content": piece},
+                                                          "finish_reason": None}]}
+            await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        last = {"id": "chatcmpl-p", "object": "chat.completion.chunk", "created": 1,
+                "model": body["model"], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await resp.write(b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> PickyServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture()
+def picky() -> Iterator[PickyServer]:
+    with PickyServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def gateway(picky, start_gateway):
+    cfg = parse_config({
+        "server": {"access_log": False},
+        "providers": {"picky": {"kind": "openai-compatible",
+                                "base_url": f"http://127.0.0.1:{picky.port}/v1"}},
+        "routes": {"assistant": {"targets": [{"provider": "picky", "model": "local-llm"}]}},
+    })
+    return start_gateway(cfg)
+
+
+def _stream_text(client: openai.OpenAI, **extra: Any) -> str:
+    stream = client.chat.completions.create(
+        model="assistant", max_tokens=20, stream=True,
+        messages=[{"role": "user", "content": "hi"}], **extra)
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_a_stream_is_served_although_the_server_refuses_the_added_stream_options(gateway, picky):
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    assert _stream_text(client) == "picky but fine"
+    # asked once with the field, refused, asked again without it
+    assert ["stream_options" in b for b in picky.bodies] == [True, False]
+    # the server is remembered: the next stream goes without the field at once
+    assert _stream_text(client) == "picky but fine"
+    assert ["stream_options" in b for b in picky.bodies] == [True, False, False]
+
+
+def test_the_callers_own_unknown_field_is_still_the_callers_400(gateway, picky):
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    with pytest.raises(openai.BadRequestError) as info:
+        _stream_text(client, extra_body={"reasoning_effort_x": "high"})
+    # the caller sees the refusal of its own field, not of the one ridethrough added
+    assert "reasoning_effort_x" in str(info.value) and "stream_options" not in str(info.value)
+    assert ["stream_options" in b for b in picky.bodies] == [True, False]
+
+
+def test_a_non_streaming_call_is_untouched(gateway, picky):
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    out = client.chat.completions.create(model="assistant", max_tokens=20,
+                                         messages=[{"role": "user", "content": "hi"}])
+    assert out.choices[0].message.content == "picky but fine"
+    assert len(picky.bodies) == 1 and "stream_options" not in picky.bodies[0]
+
+
+def test_an_anthropic_stream_translated_to_the_picky_server_is_served(gateway, picky):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0, timeout=30)
+    with client.messages.stream(model="assistant", max_tokens=20,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        message = stream.get_final_message()
+    assert message.content[0].text == "picky but fine" and message.stop_reason == "end_turn"
+    assert ["stream_options" in b for b in picky.bodies] == [True, False]
