@@ -30,15 +30,18 @@ from click.testing import CliRunner
 
 from ridethrough.harness import free_port
 from ridethrough.health.cli import status as status_cli
+from ridethrough.keys import hash_key
 from ridethrough.simulator import Fault, FaultKind, SimulatorServer
 
 MODEL = "claude-sonnet-4-6"
 PRIMARY = f"primary/{MODEL}"
 HEADERS = {"anthropic-version": "2023-06-01"}
+ADMIN = {"x-api-key": "rt-admin-workers-test"}
 WAIT_S = 60.0     # any single state we wait for arrives in well under a second unloaded
 
 CONFIG = """
-server: {{data_dir: "{data_dir}", access_log: false, shutdown_grace_s: 20}}
+server: {{data_dir: "{data_dir}", access_log: false, shutdown_grace_s: 20,
+          admin_keys: [{{name: ops, sha256: "{admin_hash}"}}]}}
 providers:
   primary: {{kind: simulated, format: anthropic, base_url: "{primary}",
              timeouts: {{connect: 5, first_byte: 10, first_token: 10, idle: 10, total: 20}}}}
@@ -77,7 +80,8 @@ class Cluster:
         self.data_dir = tmp / "data"
         config = tmp / "workers.yaml"
         config.write_text(CONFIG.format(data_dir=self.data_dir, primary=self.primary.base_url,
-                                        secondary=self.secondary.base_url, model=MODEL))
+                                        secondary=self.secondary.base_url, model=MODEL,
+                                        admin_hash=hash_key(ADMIN["x-api-key"])))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = tmp / "serve.log"
         self.proc = subprocess.Popen(
@@ -280,6 +284,46 @@ def test_a_cached_answer_from_one_worker_is_served_stale_by_the_other(cluster: C
         if readers - {writer}:
             break
     assert readers - {writer}, "the other worker never answered"
+
+
+def test_an_operator_drain_through_one_worker_reaches_every_worker(cluster: Cluster) -> None:
+    def admin(mode: str) -> httpx.Response:
+        r = httpx.post(cluster.url + "/admin/targets", json={"target": PRIMARY, "mode": mode},
+                       headers=ADMIN, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["applies_to"] == "every worker"
+        return r
+
+    def forced_on_each_worker() -> dict[str, str | None]:
+        seen: dict[str, str | None] = {}
+        for _ in range(30):
+            r = httpx.get(cluster.url + "/admin/breakers", headers=ADMIN, timeout=30)
+            [row] = [t for t in r.json()["targets"] if t["target"] == PRIMARY]
+            seen[r.headers["x-ridethrough-worker"]] = row["forced"]
+        return seen
+
+    def served_by() -> tuple[set[str], set[str]]:
+        targets, workers = set(), set()
+        for i in range(30):
+            r = cluster.ask(f"question {i}")
+            assert r.status_code == 200, r.text
+            targets.add(r.headers["x-ridethrough-target"])
+            workers.add(r.headers["x-ridethrough-worker"])
+        return targets, workers
+
+    drained_by = admin("down").headers["x-ridethrough-worker"]
+    until("the drain on both workers", lambda: (
+        (seen := forced_on_each_worker()) and len(seen) == 2 and set(seen.values()) == {"down"}))
+    targets, workers = served_by()
+    assert targets == {f"secondary/{MODEL}"} and len(workers) == 2
+
+    # Restored through whichever worker takes the call (often the other one): again for all.
+    restored_by = admin("auto").headers["x-ridethrough-worker"]
+    until("the restore on both workers", lambda: (
+        (seen := forced_on_each_worker()) and len(seen) == 2 and set(seen.values()) == {None}))
+    targets, workers = served_by()
+    assert targets == {PRIMARY} and len(workers) == 2
+    assert drained_by and restored_by
 
 
 def test_a_dead_worker_is_replaced_and_the_leader_hands_over(cluster: Cluster) -> None:

@@ -82,3 +82,18 @@ def test_workers_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
     assert errors == []
     for s in stores:
         s.close()
+
+
+def test_operator_overrides_reach_every_worker_of_the_run_and_only_that_run(tmp_path: Path) -> None:
+    t = SharedTables(SqliteStore(str(tmp_path / "h.sqlite3")))
+    assert t.exchange(row("w0"), [], [], 1.0) is None         # nothing forced yet
+    t.set_override("run", "p/m", "down")
+    t.set_override("run", "q/m", "up")
+    seen = t.exchange(row("w1", slot=1), [], [], 2.0)
+    assert seen is not None and seen["targets"] == {"p/m": "down", "q/m": "up"}
+    after = t.set_override("run", "p/m", None)                 # back to automatic
+    assert after["targets"] == {"q/m": "up"} and after["version"] > seen["version"]
+    # a later run (new session) starts with no overrides, and its versions keep growing
+    assert t.exchange(row("w0", session="next"), [], [], 3.0) is None
+    fresh = t.set_override("next", "p/m", "down")
+    assert fresh["targets"] == {"p/m": "down"} and fresh["version"] > after["version"]

@@ -13,6 +13,7 @@ from ridethrough.api.body import read_json
 from ridethrough.errors import InvalidRequest, NotFound, RidethroughError
 from ridethrough.gateway import Gateway
 from ridethrough.keys import presented_key
+from ridethrough.store import StoreUnavailable
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -71,5 +72,17 @@ async def set_target_state(gw: Gateway, request: Request) -> Response:
             raise InvalidRequest("mode must be 'down' (drain), 'up' (force up) or 'auto'")
     except RidethroughError as e:
         return _error(e.status, e.message)
-    b = gw.board.force(target, None if mode == "auto" else mode)
-    return Response(orjson.dumps(b.snapshot()), media_type="application/json")
+    forced = None if mode == "auto" else mode
+    b = gw.board.force(target, forced)
+    out = b.snapshot()
+    shared = getattr(gw.health, "shared", None)
+    if shared is not None:
+        # With several workers this call reached one of them: the store carries it to the
+        # others within a health tick. If the store is down, say so rather than pretend.
+        try:
+            await shared.set_override(target, forced)
+            out["applies_to"] = "every worker"
+        except StoreUnavailable as e:
+            out["applies_to"] = "this worker only"
+            out["warning"] = f"the shared store is unavailable, other workers keep their state: {e}"
+    return Response(orjson.dumps(out), media_type="application/json")

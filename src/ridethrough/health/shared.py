@@ -89,6 +89,7 @@ class _Inbox:
     seq: int = 0
     feed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     workers: list[dict[str, Any]] = field(default_factory=list)
+    overrides: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ class SharedHealth:
         self.cursor = 0                                # feed read up to this id
         self.breakers: dict[str, list[dict[str, Any]]] = {}   # target → live workers' snapshots
         self.last_view: HealthView | None = None
+        self.overrides_version = 0                     # operators' overrides applied up to
         self._busy = False
 
     @property
@@ -197,8 +199,8 @@ class SharedHealth:
         """Worker thread: write ours; if we lead (or may now), read everyone's."""
         inbox = _Inbox()
         try:
-            self.tables.exchange(out.worker, out.slices,
-                                 [] if out.feed.empty else [out.feed.to_json()], out.now)
+            inbox.overrides = self.tables.exchange(
+                out.worker, out.slices, [] if out.feed.empty else [out.feed.to_json()], out.now)
         except StoreUnavailable as e:
             inbox.error = str(e)
             return inbox
@@ -236,6 +238,7 @@ class SharedHealth:
             svc._store_failed(inbox.error, now)
             return None
         svc._store_ok(now)
+        self._apply_overrides(inbox.overrides)
         if not inbox.leading:
             if self.leading:                 # the lock file was replaced under us
                 self.leading = False
@@ -263,6 +266,20 @@ class SharedHealth:
         ids, svc.engine.dirty = svc.engine.dirty, set()
         incidents = [inc.to_dict() for i in sorted(ids) if (inc := svc.engine.find(i)) is not None]
         return _Publication(now, self._snapshot(now), incidents, self.cursor)
+
+    def _apply_overrides(self, overrides: dict[str, Any] | None) -> None:
+        """An operator's drain or force-up, set through any worker, reaches this one too."""
+        if overrides is None or int(overrides["version"]) <= self.overrides_version:
+            return
+        self.overrides_version = int(overrides["version"])
+        board, wanted = self.svc.gw.board, overrides["targets"]
+        forced_now = {snap["target"] for snap in board.snapshot() if snap["forced"]}
+        for target in sorted(set(wanted) | forced_now):
+            mode = wanted.get(target)
+            if board.get(target).forced != mode:
+                board.force(target, mode)
+                log.warning("worker %d: target %s %s by an operator", self.ident.slot, target,
+                            {"down": "forced down", "up": "forced up"}.get(mode, "back to automatic"))
 
     def _apply(self, entry: dict[str, Any], now: float) -> None:
         engine = self.svc.engine
@@ -343,6 +360,12 @@ class SharedHealth:
         return view
 
     # -- operators -------------------------------------------------------------------------
+
+    async def set_override(self, target: str, mode: str | None) -> None:
+        """Share an operator's override with every worker (raises StoreUnavailable)."""
+        # This worker applied it already; its next exchange reads the whole map back (a no-op
+        # here, and how it also learns of overrides set meanwhile through other workers).
+        await asyncio.to_thread(self.tables.set_override, self.ident.session, target, mode)
 
     async def find_incident(self, incident_id: str) -> Incident | None:
         d = await asyncio.to_thread(self.svc.store.load_incident, incident_id)

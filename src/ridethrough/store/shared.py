@@ -24,6 +24,7 @@ from ridethrough.store.sqlite import SqliteStore, write_incidents
 SNAPSHOT_KEY = "health.snapshot"
 CURSOR_KEY = "health.feed_cursor"
 SEQ_KEY = "health.slice_seq"
+OVERRIDES_KEY = "admin.overrides"   # {"session", "version", "targets": {target: "up"|"down"}}
 INCIDENTS_SHOWN = 50
 
 
@@ -66,9 +67,10 @@ class SharedTables:
     # -- every worker ----------------------------------------------------------------------
 
     def exchange(self, worker: dict[str, Any], slices: list[tuple[str, int, dict[str, Any]]],
-                 feed: list[dict[str, Any]], at: float) -> None:
-        """This worker's row, its changed slices (whole values, replacing) and feed entries."""
-        def tx(c: sqlite3.Connection) -> None:
+                 feed: list[dict[str, Any]], at: float) -> dict[str, Any] | None:
+        """This worker's row, its changed slices (whole values, replacing) and feed entries;
+        returns the operators' target overrides of this run (``set_override``), if any."""
+        def tx(c: sqlite3.Connection) -> dict[str, Any] | None:
             with c:
                 c.execute("BEGIN IMMEDIATE")
                 c.execute("INSERT OR REPLACE INTO workers (instance, session, slot, pid, seen_at, "
@@ -85,7 +87,29 @@ class SharedTables:
                          for comp, second, d in slices])
                 c.executemany("INSERT INTO health_feed (instance, at, data) VALUES (?, ?, ?)",
                               [(worker["instance"], at, _dumps(d)) for d in feed])
-        self.store.run(tx)
+                return _overrides(c, worker["session"])
+        return self.store.run(tx)
+
+    def set_override(self, session: str, target: str, mode: str | None) -> dict[str, Any]:
+        """An operator forced ``target`` down or up (``None``: back to automatic) for every
+        worker of this run; each applies it on its next exchange. Returns the new overrides."""
+        def tx(c: sqlite3.Connection) -> dict[str, Any]:
+            with c:
+                c.execute("BEGIN IMMEDIATE")
+                raw = _meta(c, OVERRIDES_KEY)
+                prev = orjson.loads(raw) if raw else {}
+                current = _overrides(c, session) or {"session": session, "version": 0, "targets": {}}
+                targets = dict(current["targets"])
+                if mode is None:
+                    targets.pop(target, None)
+                else:
+                    targets[target] = mode
+                # versions only grow, across runs too, so a worker never mistakes an old value
+                new = {"session": session, "version": int(prev.get("version", 0)) + 1,
+                       "targets": targets}
+                _set_meta(c, OVERRIDES_KEY, _dumps(new))
+            return new
+        return self.store.run(tx)
 
     def read_view(self, session: str) -> SharedRead:
         def tx(c: sqlite3.Connection) -> SharedRead:
@@ -162,6 +186,12 @@ class SharedTables:
                 c.execute("DELETE FROM live_slices WHERE second < ?", (slices_before,))
                 c.execute("DELETE FROM workers WHERE session != ?", (session,))
         self.store.run(tx)
+
+
+def _overrides(c: sqlite3.Connection, session: str) -> dict[str, Any] | None:
+    raw = _meta(c, OVERRIDES_KEY)
+    found = orjson.loads(raw) if raw else None
+    return found if found and found.get("session") == session else None
 
 
 def _workers(c: sqlite3.Connection, session: str) -> list[dict[str, Any]]:
