@@ -14,13 +14,14 @@ demo-fast: setup
 	$(BIN)/ridethrough demo --fast
 
 test: setup
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
 bench: setup
 	bash bench/run.sh
 
 lint: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

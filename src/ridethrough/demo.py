@@ -335,8 +335,9 @@ def play_demo(*, fast: bool = False, console: Console | None = None, workers: in
                     driver.phase = ph.name
                     start = time.monotonic()
                     end = start + ph.seconds
+                    overtime_end = end + OVERTIME_S
                     while (left := end - time.monotonic()) > 0 or (
-                            _unshown(ph, tallies, driver.lock) and time.monotonic() - start < ph.seconds + OVERTIME_S):
+                            _unshown(ph, tallies, driver.lock) and time.monotonic() < overtime_end):
                         live.update(_view(env, plan, i, tallies, max(left, 0.0)))
                         time.sleep(0.25)
         finally:
@@ -352,7 +353,8 @@ def play_demo(*, fast: bool = False, console: Console | None = None, workers: in
         for err in sorted({e for t in tallies.values() for e in t.errors})[:10]:
             console.print(f"  {err}")
     else:
-        console.print(f"[bold green]0 of {run.total} client requests failed[/] — the outage was ridden through.")
+        console.print(f"[bold green]0 of {run.total} client requests failed[/] — "
+                      "the outage was ridden through.")
     return run
 
 

@@ -17,7 +17,12 @@ from typing import Any
 
 from ridethrough.config import Config, RouteConfig, Timeouts
 from ridethrough.errors import (
-    AllAttemptsFailed, AttemptRecord, ErrorClass, InvalidRequest, NoTargetCanServe, NotFound,
+    AllAttemptsFailed,
+    AttemptRecord,
+    ErrorClass,
+    InvalidRequest,
+    NoTargetCanServe,
+    NotFound,
 )
 from ridethrough.keys import KeyRing
 from ridethrough.providers.base import Provider

@@ -108,7 +108,8 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def make_server(cfg: Config, host: str, port: int, *, log_level: str = "warning") -> tuple[_DrainingServer, Gateway]:
+def make_server(cfg: Config, host: str, port: int, *,
+                log_level: str = "warning") -> tuple[_DrainingServer, Gateway]:
     check_bind(cfg, host)
     gw = Gateway(cfg)
     app = build_app(gateway=gw)

@@ -32,7 +32,7 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip(f"{CHROMIUM} not installed (scripts/install-browser.sh installs it)",
                 allow_module_level=True)
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (after the skip)
 
 
 @pytest.fixture()

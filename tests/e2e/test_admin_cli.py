@@ -27,5 +27,6 @@ def test_drain_restore_and_breakers_from_the_cli():
         assert "p/claude-sonnet-4-5" in r.output and "forced down" in r.output
         r = run(main, ["admin", "restore", "p/claude-sonnet-4-5"], env=env)
         assert r.exit_code == 0 and g.gateway.board.get("p/claude-sonnet-4-5").availability() is None
-        r = run(main, ["admin", "drain", "p/claude-sonnet-4-5"], env={**env, "RIDETHROUGH_ADMIN_KEY": "wrong"})
+        r = run(main, ["admin", "drain", "p/claude-sonnet-4-5"],
+                env={**env, "RIDETHROUGH_ADMIN_KEY": "wrong"})
         assert r.exit_code == 1 and "401" in r.output

@@ -70,7 +70,8 @@ CASES = [
 def test_unparseable_bodies(gw, name, content, ctype, status, words):
     r = httpx.post(gw.url + "/v1/messages", headers={**A_HEADERS, "content-type": ctype}, content=content)
     assert words in anthropic_error(r, status, "invalid_request_error")
-    r = httpx.post(gw.url + "/v1/chat/completions", headers={**O_HEADERS, "content-type": ctype}, content=content)
+    r = httpx.post(gw.url + "/v1/chat/completions", headers={**O_HEADERS, "content-type": ctype},
+                   content=content)
     assert words in openai_error(r, status)
     still_serving(gw)
 
@@ -122,7 +123,8 @@ def test_body_over_limit(gw):
     big = dict(GOOD_A, messages=[{"role": "user", "content": "x" * 50000}])
     r = httpx.post(gw.url + "/v1/messages", headers=A_HEADERS, json=big)
     assert "limit" in anthropic_error(r, 413, "request_too_large")
-    r = httpx.post(gw.url + "/v1/chat/completions", headers=O_HEADERS, json=dict(GOOD_O, messages=big["messages"]))
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=O_HEADERS,
+                   json=dict(GOOD_O, messages=big["messages"]))
     assert "limit" in openai_error(r, 413)
     still_serving(gw)
 
@@ -130,7 +132,8 @@ def test_body_over_limit(gw):
 def test_gateway_key_required_and_never_forwarded(gw):
     r = httpx.post(gw.url + "/v1/messages", headers={**A_HEADERS, "x-api-key": "wrong"}, json=GOOD_A)
     anthropic_error(r, 401, "authentication_error")
-    r = httpx.post(gw.url + "/v1/chat/completions", headers={**O_HEADERS, "authorization": "Bearer wrong"}, json=GOOD_O)
+    r = httpx.post(gw.url + "/v1/chat/completions",
+                   headers={**O_HEADERS, "authorization": "Bearer wrong"}, json=GOOD_O)
     openai_error(r, 401)
     sim = gw.gateway.providers["claude"].server
     sim.last_requests.clear()

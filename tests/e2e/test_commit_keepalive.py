@@ -60,7 +60,8 @@ def test_everything_failed_after_keepalive_is_an_in_band_error(gw):
     try:
         ac = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0)
         with pytest.raises(anthropic.APIStatusError) as ei:
-            with ac.messages.stream(model="m", max_tokens=30, messages=[{"role": "user", "content": "x"}]) as s:
+            with ac.messages.stream(model="m", max_tokens=30,
+                                    messages=[{"role": "user", "content": "x"}]) as s:
                 s.get_final_message()
         assert "All targets failed" in str(ei.value)
     finally:

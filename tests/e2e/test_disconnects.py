@@ -31,6 +31,7 @@ def test_clients_hanging_up_at_any_moment_leave_no_slot_taken():
             s.close()
         for _ in range(3):
             r = httpx.post(g.url + "/v1/messages", timeout=30, headers={"anthropic-version": "2023-06-01"},
-                           json={"model": "m", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]})
+                           json={"model": "m", "max_tokens": 20,
+                                 "messages": [{"role": "user", "content": "hi"}]})
             assert r.status_code == 200, r.text
             assert r.headers["x-ridethrough-target"] == "p/claude-sonnet-4-5"

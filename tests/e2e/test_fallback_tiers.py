@@ -70,7 +70,7 @@ Q = [{"role": "user", "content": "How do I reset my password?"}]
 
 
 def test_all_clouds_down_serves_stale_then_stops_after_stale_ttl(env):
-    ac, oc = clients(env)
+    ac, _ = clients(env)
     live = ac.messages.create(model="support-bot", max_tokens=64, messages=Q)
     flush_cache(env)
     clouds(env, down=True)
@@ -198,9 +198,10 @@ def test_capability_aware_planning_records_skips(tmp_path):
     })
     with GatewayThread(cfg) as g:
         ac = anthropic.Anthropic(base_url=g.url, api_key="x", max_retries=0)
-        raw = ac.messages.with_raw_response.create(model="r", max_tokens=20, messages=[{"role": "user", "content": [
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
-            {"type": "text", "text": "what is this"}]}])
+        image = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+        raw = ac.messages.with_raw_response.create(model="r", max_tokens=20, messages=[
+            {"role": "user", "content": [{"type": "image", "source": image},
+                                         {"type": "text", "text": "what is this"}]}])
         assert raw.headers["x-ridethrough-target"] == "big/claude-sonnet-4-5"
         assert "small/tiny=capability:images" in raw.headers["x-ridethrough-fallback-reason"]
         raw = ac.messages.with_raw_response.create(model="r", max_tokens=20, tools=[
@@ -212,7 +213,8 @@ def test_capability_aware_planning_records_skips(tmp_path):
         assert g.gateway.providers["small"].server.stats.total == 0  # never sent there
         # when no target can serve it, the client gets a 4xx saying why
         r = httpx.post(g.url + "/v1/chat/completions", json={
-            "model": "only-small", "tools": [{"type": "function", "function": {"name": "t", "parameters": {}}}],
+            "model": "only-small",
+            "tools": [{"type": "function", "function": {"name": "t", "parameters": {}}}],
             "messages": [{"role": "user", "content": "hi"}]})
         assert r.status_code == 400
         assert r.json()["error"]["code"] == "no_target_can_serve"

@@ -187,7 +187,7 @@ def test_local_saturation_fails_over_and_leaves_the_primary_breaker_closed(
         (i, kit.ask(sdk, gt.url, route, f"crowded {i}", stream=stream)))) for i in range(3)]
     for t in threads:
         t.start()
-    for t in threads + [first]:
+    for t in [*threads, first]:
         t.join(15)
 
     assert kit.answered_by(results["slow"], primary, "slow one")

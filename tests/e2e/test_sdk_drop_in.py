@@ -252,7 +252,8 @@ def test_openai_client_key_replaced_by_provider_key(oc, gw):
 
 
 def test_count_tokens_forwarded_and_estimated(ac, gw):
-    r = ac.messages.count_tokens(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hello world"}])
+    r = ac.messages.count_tokens(model="claude-sonnet-4-5",
+                                 messages=[{"role": "user", "content": "hello world"}])
     assert r.input_tokens > 0
     raw = httpx.post(gw.url + "/v1/messages/count_tokens", headers={"anthropic-version": "2023-06-01"},
                      json={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]})

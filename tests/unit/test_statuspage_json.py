@@ -154,7 +154,8 @@ def test_our_summary_reads_back_through_our_own_poller_parser(
     assert [i.name for i in parsed.incidents] == ["Major outage at anthropic (claude-sonnet-4-5)"]
     assert parsed.incidents[0].components == [A]
     assert parsed.incidents[0].latest_update == svc.engine.open["provider:anthropic"].updates[-1].body
-    assert parsed.incidents[0].started_at == pytest.approx(svc.engine.open["provider:anthropic"].started_at, abs=0.001)
+    opened = svc.engine.open["provider:anthropic"].started_at
+    assert parsed.incidents[0].started_at == pytest.approx(opened, abs=0.001)
 
 
 def test_feeds_are_valid_atom_and_rss(setup: tuple[TestClient, HealthService, FakeClock]) -> None:

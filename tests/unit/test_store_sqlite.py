@@ -125,7 +125,8 @@ def test_locked_store_keeps_requests_flowing_and_catches_up_later(
     assert not svc.store_health.ok and "locked" in (svc.store_health.error or "")
     assert any("health store unavailable" in r.message for r in caplog.records)
     assert _status_page_mentions_store(svc)
-    assert 'ridethrough_health_store_up 0' in __import__("ridethrough.web.metrics", fromlist=["x"]).render(svc)
+    from ridethrough.web.metrics import render
+    assert "ridethrough_health_store_up 0" in render(svc)
     locker.execute("ROLLBACK")
     locker.close()
     assert svc.flush() and svc.store_health.ok

@@ -256,8 +256,8 @@ async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult) -> Async
     finally:
         gw.inflight_streams -= 1
         ok = result.outcome.get("ok", False)
-        outcome = "ok" if ok else ("cancelled" if result.outcome.get("cancelled") or "error" not in result.outcome
-                                   else "stream_error")
+        cancelled = result.outcome.get("cancelled") or "error" not in result.outcome
+        outcome = "ok" if ok else ("cancelled" if cancelled else "stream_error")
         gw.emit(RequestRecord(
             req.request_id, req.route_name, req.format, True, 200, outcome, req.attempts,
             served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000, ttft_ms=ttft,

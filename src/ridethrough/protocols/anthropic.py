@@ -55,7 +55,8 @@ def validate_request(body: Any) -> None:
                 _require(isinstance(b, dict) and isinstance(b.get("type"), str),
                          "each block must be an object with a type", f"messages.{i}.content.{j}")
     if "system" in body:
-        _require(isinstance(body["system"], (str, list)), "must be a string or a list of text blocks", "system")
+        _require(isinstance(body["system"], (str, list)), "must be a string or a list of text blocks",
+                 "system")
     if "temperature" in body:
         t = body["temperature"]
         _require(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1,

@@ -22,7 +22,6 @@ from ridethrough.protocols.sse import SSEEvent, SSEParser
 from ridethrough.providers.base import ResolvedCapabilities, UpstreamCall, UpstreamResponse
 from ridethrough.providers.headers import filter_response_headers, upstream_request_id
 
-
 # Providers echo part of a rejected key ("Incorrect API key provided: sk-proj-ab***wxyz").
 # Error text travels to logs and to clients, so anything key-shaped is cut out first.
 _KEYISH = re.compile(rb"(sk|rt|key|pk)[-_][A-Za-z0-9_\-*]{6,}")

@@ -137,7 +137,7 @@ class Executor:
                     action = ACTIONS[err.error_class]
                     if err.error_class is ErrorClass.CLIENT:
                         breaker.release(claim)
-                        raise err
+                        raise err from None  # the caller's own error, as the target sent it
                     if action.counts_for_breaker and not _deadline_spent(err, req):
                         breaker.record_failure(err.error_class.value, claim)
                     else:
