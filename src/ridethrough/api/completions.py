@@ -205,8 +205,8 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
             return _respond_fallback(gw, req, result)
         assert isinstance(result, StreamResult)
         h = _stream_headers(gw, req, result)
-        return _ClosingStream(_pipe(gw, req, result), result.close, headers=h,
-                              media_type="text/event-stream")
+        return _ClosingStream(_pipe(gw, req, result, with_head=False), result.close, headers=h,
+                              media_type="text/event-stream", head=b"".join(result.head))
     # The commit point is slow: send headers now and keep the connection alive meanwhile.
     h = {"x-request-id": req.request_id, "x-ridethrough-target": "pending", **SSE_HEADERS}
 
@@ -225,17 +225,40 @@ async def _discard(task: asyncio.Future[Any]) -> None:
 
 class _ClosingStream(StreamingResponse):
     """A streaming response that always releases the upstream, even when the client went
-    away before the first byte was sent (the body generator then never runs)."""
+    away before the first byte was sent (the body generator then never runs).
 
-    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Any], **kw: Any) -> None:
+    ``head`` (the frames up to the commit point, first content included) goes out at once,
+    in one write, before Starlette sets up the task group that streams the rest and watches
+    for a disconnect: that set-up costs a loop iteration or two, which the first token
+    should not wait for (docs/performance.md). A client gone by then makes those sends
+    no-ops, and the disconnect watcher ends the stream as before.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Any], *,
+                 head: bytes = b"", **kw: Any) -> None:
         super().__init__(content, **kw)
         self._on_close = on_close
+        self._head = head
+        self._started = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
+            if self._head:
+                await send({"type": "http.response.start", "status": self.status_code,
+                            "headers": self.raw_headers})
+                await send({"type": "http.response.body", "body": self._head, "more_body": True})
+                self._started = True
             await super().__call__(scope, receive, send)
         finally:
             await self._on_close()
+
+    async def stream_response(self, send: Any) -> None:
+        if self._started:  # the head went out already: only the rest
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        await super().stream_response(send)
 
 
 def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> dict[str, str]:
@@ -245,12 +268,14 @@ def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> d
     return h
 
 
-async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult) -> AsyncIterator[bytes]:
+async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult, *,
+                with_head: bool = True) -> AsyncIterator[bytes]:
     ttft = (gw.clock() - req.started_at) * 1000
     gw.inflight_streams += 1
     try:
-        for frame in result.head:
-            yield frame
+        if with_head:
+            for frame in result.head:
+                yield frame
         async for frame in result.tail:
             yield frame
     finally:
