@@ -209,7 +209,11 @@ def admin_breakers(url: str) -> None:
 
 def _set_state(url: str, target: str, mode: str) -> None:
     row = _admin_request(url, "POST", "/admin/targets", {"target": target, "mode": mode})
-    click.echo(f"{row['target']}: {row['state']}" + (f" (forced {row['forced']})" if row["forced"] else ""))
+    forced = f" (forced {row['forced']})" if row["forced"] else ""
+    scope = f" — applies to {row['applies_to']}" if row.get("applies_to") else ""
+    click.echo(f"{row['target']}: {row['state']}{forced}{scope}")
+    if row.get("warning"):
+        click.echo(f"warning: {row['warning']}", err=True)
 
 
 @admin.command("drain")

@@ -124,6 +124,12 @@ def test_the_callers_own_unknown_field_is_still_the_callers_400(gateway, picky):
     # the caller sees the refusal of its own field, not of the one ridethrough added
     assert "reasoning_effort_x" in str(info.value) and "stream_options" not in str(info.value)
     assert ["stream_options" in b for b in picky.bodies] == [True, False]
+    # A refusal whose retry failed too proves nothing about the field: not remembered, so the
+    # next stream tries with it first again (and then learns).
+    assert _stream_text(client) == "picky but fine"
+    assert ["stream_options" in b for b in picky.bodies] == [True, False, True, False]
+    assert _stream_text(client) == "picky but fine"
+    assert ["stream_options" in b for b in picky.bodies] == [True, False, True, False, False]
 
 
 def test_a_non_streaming_call_is_untouched(gateway, picky):

@@ -311,19 +311,18 @@ def test_an_operator_drain_through_one_worker_reaches_every_worker(cluster: Clus
             workers.add(r.headers["x-ridethrough-worker"])
         return targets, workers
 
-    drained_by = admin("down").headers["x-ridethrough-worker"]
+    admin("down")
     until("the drain on both workers", lambda: (
         (seen := forced_on_each_worker()) and len(seen) == 2 and set(seen.values()) == {"down"}))
     targets, workers = served_by()
     assert targets == {f"secondary/{MODEL}"} and len(workers) == 2
 
-    # Restored through whichever worker takes the call (often the other one): again for all.
-    restored_by = admin("auto").headers["x-ridethrough-worker"]
+    # Restored through whichever worker takes the call: again for all.
+    admin("auto")
     until("the restore on both workers", lambda: (
         (seen := forced_on_each_worker()) and len(seen) == 2 and set(seen.values()) == {None}))
     targets, workers = served_by()
     assert targets == {PRIMARY} and len(workers) == 2
-    assert drained_by and restored_by
 
 
 def test_a_dead_worker_is_replaced_and_the_leader_hands_over(cluster: Cluster) -> None:

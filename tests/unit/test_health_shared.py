@@ -180,3 +180,36 @@ def test_breakers_of_several_workers_merge_into_one_verdict() -> None:
     assert verdict(_snap("closed", "down"), _snap("closed")).status == "operational"
     assert verdict(_snap("closed", "down"), _snap("closed", "down")).status == "under_maintenance"
     assert merge_breakers([]) is None
+
+
+def test_an_operators_override_through_one_worker_reaches_the_other(pair: Any) -> None:
+    a, b, clock = pair
+    tick(clock, a, b)
+    board_a, board_b = a.gw.board, b.gw.board
+    # an operator drains A through worker a (what POST /admin/targets does)
+    board_a.force(A, "down")
+    asyncio.run(a.shared.set_override(A, "down"))
+    assert board_b.get(A).forced is None
+    tick(clock, a, b)
+    assert board_b.get(A).forced == "down" and board_a.get(A).forced == "down"
+    # a hold-down on another target of worker b is left alone by later overrides
+    board_b.get(O).hold_down(600, "auth")
+    held_until = board_b.get(O).held_until
+    asyncio.run(b.shared.set_override(A, None))            # restored through worker b
+    assert board_b.get(A).forced is None
+    tick(clock, a, b)
+    assert board_a.get(A).forced is None
+    assert board_b.get(O).held_until == held_until
+
+
+def test_an_older_override_map_read_late_does_not_undo_a_newer_one(pair: Any) -> None:
+    a, _, clock = pair
+    tick(clock, a)
+    older = a.shared.tables.set_override("run-1", O, "up")
+    newer = a.shared.tables.set_override("run-1", A, "down")
+    a.shared._apply_overrides(newer)
+    assert a.gw.board.get(A).forced == "down" and a.gw.board.get(O).forced == "up"
+    a.shared._apply_overrides(older)                       # a slow exchange's stale read
+    assert a.gw.board.get(A).forced == "down"
+    a.shared._apply_overrides(None)                        # no map (e.g. a new store file)
+    assert a.gw.board.get(A).forced == "down" and a.gw.board.get(O).forced == "up"

@@ -205,8 +205,9 @@ async def _respond_stream(gw: Gateway, req: InboundRequest) -> Response:
             return _respond_fallback(gw, req, result)
         assert isinstance(result, StreamResult)
         h = _stream_headers(gw, req, result)
-        return _ClosingStream(_pipe(gw, req, result, with_head=False), result.close, headers=h,
-                              media_type="text/event-stream", head=b"".join(result.head))
+        ttft = (gw.clock() - req.started_at) * 1000  # the head (first content) leaves now
+        return _ClosingStream(_pipe(gw, req, result, with_head=False, ttft=ttft), result.close,
+                              headers=h, media_type="text/event-stream", head=b"".join(result.head))
     # The commit point is slow: send headers now and keep the connection alive meanwhile.
     h = {"x-request-id": req.request_id, "x-ridethrough-target": "pending", **SSE_HEADERS}
 
@@ -269,8 +270,9 @@ def _stream_headers(gw: Gateway, req: InboundRequest, result: StreamResult) -> d
 
 
 async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult, *,
-                with_head: bool = True) -> AsyncIterator[bytes]:
-    ttft = (gw.clock() - req.started_at) * 1000
+                with_head: bool = True, ttft: float | None = None) -> AsyncIterator[bytes]:
+    if ttft is None:
+        ttft = (gw.clock() - req.started_at) * 1000
     gw.inflight_streams += 1
     try:
         if with_head:

@@ -158,19 +158,27 @@ class HealthMonitor:
 
     # -- the background side ----------------------------------------------------------------
 
-    def tick(self) -> None:
+    def tick(self, drained: list[tuple[float, RequestRecord]] | None = None) -> None:
+        """Judge and step the incidents; ``drained``: records already folded this tick."""
         now = self.clock()
-        records = self.drain()
+        records = (drained or []) + self.drain()
         self.evaluate(now)
         for at, record in records:
             self.engine.on_record(record, at)
         self.engine.step(now)
 
-    def drain(self) -> list[tuple[float, RequestRecord]]:
-        """Fold queued records into windows, buckets, slices and totals; return them."""
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def drain(self, limit: int | None = None) -> list[tuple[float, RequestRecord]]:
+        """Fold queued records (at most ``limit``) into windows, buckets, slices and totals;
+        return them."""
         records: list[tuple[float, RequestRecord]] = []
         q = self._queue
-        while q:
+        left = len(q) if limit is None else min(limit, len(q))
+        while left > 0:
+            left -= 1
             at, item = q.popleft()
             try:
                 if isinstance(item, RequestRecord):

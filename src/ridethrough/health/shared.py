@@ -117,7 +117,7 @@ class SharedHealth:
         self.cursor = 0                                # feed read up to this id
         self.breakers: dict[str, list[dict[str, Any]]] = {}   # target → live workers' snapshots
         self.last_view: HealthView | None = None
-        self.overrides_version = 0                     # operators' overrides applied up to
+        self.overrides_seen: dict[str, Any] = {}       # the operators' overrides last applied
         self._busy = False
 
     @property
@@ -131,10 +131,11 @@ class SharedHealth:
 
     # -- every tick ------------------------------------------------------------------------
 
-    def drain(self) -> None:
-        """Fold queued records into windows, buckets and slices; tallies go to the feed."""
+    def drain(self, records: list[tuple[float, Any]] | None = None) -> None:
+        """Fold queued records into windows, buckets and slices; tallies go to the feed.
+        ``records``: those already folded this tick (``HealthService.drain_in_slices``)."""
         first = self.svc.catalog.first_target
-        for _, record in self.svc.monitor.drain():
+        for _, record in (records or []) + self.svc.monitor.drain():
             self.feed.add(record, first.get(record.route))
 
     def cycle(self) -> None:
@@ -151,8 +152,8 @@ class SharedHealth:
             return
         self._busy = True
         try:
+            self.drain(await self.svc.drain_in_slices())
             now = self.svc.clock()
-            self.drain()
             out = self._prepare(now)
             inbox = await asyncio.to_thread(self._exchange, out)
             was_leading = self.leading
@@ -231,6 +232,8 @@ class SharedHealth:
     def _judge(self, out: _Outbox, inbox: _Inbox, now: float) -> _Publication | None:
         """Loop: judge on everyone's samples, run the incident engine; what to publish."""
         svc = self.svc
+        if inbox.written:  # even if reading as the leader failed afterwards
+            self._apply_overrides(inbox.overrides)
         if inbox.error is not None:
             if not inbox.written:            # nothing reached the store: send it all again
                 self.feed.merge(out.feed)
@@ -238,7 +241,6 @@ class SharedHealth:
             svc._store_failed(inbox.error, now)
             return None
         svc._store_ok(now)
-        self._apply_overrides(inbox.overrides)
         if not inbox.leading:
             if self.leading:                 # the lock file was replaced under us
                 self.leading = False
@@ -268,18 +270,30 @@ class SharedHealth:
         return _Publication(now, self._snapshot(now), incidents, self.cursor)
 
     def _apply_overrides(self, overrides: dict[str, Any] | None) -> None:
-        """An operator's drain or force-up, set through any worker, reaches this one too."""
-        if overrides is None or int(overrides["version"]) <= self.overrides_version:
+        """An operator's drain or force-up, set through any worker, reaches this one too.
+
+        Only what changed since the map this worker last applied is applied: a target the
+        operators did not touch keeps its local state (a hold-down, or a drain that reached
+        only this worker while the store was down). An older map than the last one applied
+        (a read that raced a newer write) changes nothing; so does no map at all (none set in
+        this run, or the store file was lost: better keep the drains than undo them).
+        """
+        if overrides is None:
             return
-        self.overrides_version = int(overrides["version"])
-        board, wanted = self.svc.gw.board, overrides["targets"]
-        forced_now = {snap["target"] for snap in board.snapshot() if snap["forced"]}
-        for target in sorted(set(wanted) | forced_now):
+        seen = self.overrides_seen
+        if seen.get("epoch") == overrides.get("epoch") and \
+                int(overrides["version"]) <= int(seen.get("version", 0)):
+            return
+        self.overrides_seen = overrides
+        before, wanted = seen.get("targets", {}), overrides["targets"]
+        board = self.svc.gw.board
+        for target in sorted(set(wanted) | set(before)):
             mode = wanted.get(target)
-            if board.get(target).forced != mode:
-                board.force(target, mode)
-                log.warning("worker %d: target %s %s by an operator", self.ident.slot, target,
-                            {"down": "forced down", "up": "forced up"}.get(mode, "back to automatic"))
+            if mode == before.get(target) or board.get(target).forced == mode:
+                continue
+            board.force(target, mode)
+            log.warning("worker %d: target %s %s by an operator", self.ident.slot, target,
+                        {"down": "forced down", "up": "forced up"}.get(mode, "back to automatic"))
 
     def _apply(self, entry: dict[str, Any], now: float) -> None:
         engine = self.svc.engine
@@ -363,9 +377,10 @@ class SharedHealth:
 
     async def set_override(self, target: str, mode: str | None) -> None:
         """Share an operator's override with every worker (raises StoreUnavailable)."""
-        # This worker applied it already; its next exchange reads the whole map back (a no-op
-        # here, and how it also learns of overrides set meanwhile through other workers).
-        await asyncio.to_thread(self.tables.set_override, self.ident.session, target, mode)
+        # This worker applied this one already; the map written also carries what other
+        # workers set meanwhile, so apply it now rather than on the next tick.
+        new = await asyncio.to_thread(self.tables.set_override, self.ident.session, target, mode)
+        self._apply_overrides(new)
 
     async def find_incident(self, incident_id: str) -> Incident | None:
         d = await asyncio.to_thread(self.svc.store.load_incident, incident_id)

@@ -94,6 +94,7 @@ class Executor:
             breaker = self.board.get(target.key)
             tries = 0
             waited_retry_after = False
+            without_usage = target.key in self.no_stream_options
             while True:
                 if req.deadline.expired:
                     req.attempts.append(AttemptRecord(target.key, "skipped:deadline"))
@@ -107,8 +108,7 @@ class Executor:
                 prepared: PreparedCall | None = None
                 try:
                     try:
-                        prepared = prepare_call(
-                            req, target, inject_usage=target.key not in self.no_stream_options)
+                        prepared = prepare_call(req, target, inject_usage=not without_usage)
                         if req.stream:
                             result: JsonResult | StreamResult = await self._stream(
                                 req, target, prepared, t0, claim)
@@ -125,11 +125,12 @@ class Executor:
                                             target=target.key) from None
                 except UpstreamError as e:
                     if _rejected_stream_options(e, prepared):
-                        # Our addition, not the client's request, was refused: ask again
-                        # without it (the loop cannot repeat: the next call omits the field).
-                        log.warning("%s rejects stream_options; streaming without usage from it",
-                                    target.key)
-                        self.no_stream_options.add(target.key)
+                        # Our addition may be what was refused: ask again without it (the
+                        # loop cannot repeat: the next call omits the field). Not a try of
+                        # its own; the target is remembered only if the call then succeeds
+                        # (a body echoing the request names the field whatever was wrong).
+                        without_usage = True
+                        tries -= 1
                         breaker.release(claim)
                         continue
                     err = self._reclassify(e, prepared)
@@ -166,6 +167,10 @@ class Executor:
                 else:
                     if not req.stream:
                         breaker.record_success(claim)
+                    if without_usage and target.key not in self.no_stream_options:
+                        log.warning("%s refuses stream_options; its streams go without usage "
+                                    "counts from now on", target.key)
+                        self.no_stream_options.add(target.key)
                     req.attempts.append(AttemptRecord(
                         target.key, "ok", (self.clock() - t0) * 1000,
                         upstream_request_id=result.upstream_request_id,

@@ -13,6 +13,7 @@ WAL mode (set by ``SqliteStore.open``) lets every reader go on while one worker 
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,9 @@ from ridethrough.store.sqlite import SqliteStore, write_incidents
 SNAPSHOT_KEY = "health.snapshot"
 CURSOR_KEY = "health.feed_cursor"
 SEQ_KEY = "health.slice_seq"
-OVERRIDES_KEY = "admin.overrides"   # {"session", "version", "targets": {target: "up"|"down"}}
+# {"session", "epoch", "version", "targets": {target: "up"|"down"}}: ``epoch`` is new with each
+# store file (a deleted file restarts ``version``), ``version`` grows with every change.
+OVERRIDES_KEY = "admin.overrides"
 INCIDENTS_SHOWN = 50
 
 
@@ -105,8 +108,8 @@ class SharedTables:
                 else:
                     targets[target] = mode
                 # versions only grow, across runs too, so a worker never mistakes an old value
-                new = {"session": session, "version": int(prev.get("version", 0)) + 1,
-                       "targets": targets}
+                new = {"session": session, "epoch": prev.get("epoch") or secrets.token_hex(8),
+                       "version": int(prev.get("version", 0)) + 1, "targets": targets}
                 _set_meta(c, OVERRIDES_KEY, _dumps(new))
             return new
         return self.store.run(tx)
