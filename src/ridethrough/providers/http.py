@@ -1,8 +1,9 @@
 """The shared HTTP machinery of every remote provider: one pooled aiohttp session each.
 
 Foreign errors (aiohttp, asyncio timeouts, OS errors) are translated into ``UpstreamError``
-in exactly one place, ``_translate_errors``; status codes and provider error bodies are
-classified by each subclass's ``classify``. Our own concurrency cap turns into
+in exactly one place, ``_translated`` (also as the context manager ``_translate_errors``;
+the hot calls use it inline, one ``try`` and one timeout per exchange); status codes and
+provider error bodies are classified by each subclass's ``classify``. Our own concurrency cap turns into
 LOCAL_SATURATION, which never counts against the provider.
 """
 
@@ -37,26 +38,34 @@ def redact_text(text: str, secret: str | None) -> str:
     return redact(text.encode(), secret).decode("utf-8", "replace")
 
 
+_FOREIGN = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
+
+
+def _translated(e: BaseException, target: str, phase: str) -> UpstreamError:
+    """An aiohttp/asyncio/OS error (one of ``_FOREIGN``) as an UpstreamError.
+    ``phase`` is "headers" or "body"."""
+    if isinstance(e, TimeoutError):
+        cls = ErrorClass.TIMEOUT if phase == "headers" else ErrorClass.IDLE_TIMEOUT
+        return UpstreamError(cls, f"no {'response' if phase == 'headers' else 'data'} in time",
+                             target=target)
+    if isinstance(e, aiohttp.ClientPayloadError):
+        return UpstreamError(ErrorClass.TRUNCATED, f"response cut short: {type(e).__name__}",
+                             target=target)
+    if isinstance(e, (aiohttp.ClientConnectionError, ConnectionError, OSError)):
+        return UpstreamError(ErrorClass.CONNECT, f"connection failed: {type(e).__name__}",
+                             target=target)
+    return UpstreamError(ErrorClass.CONNECT, f"HTTP client error: {type(e).__name__}",
+                         target=target)
+
+
 @contextlib.asynccontextmanager
 async def _translate_errors(target: str, phase: str) -> AsyncIterator[None]:
-    """aiohttp/asyncio/OS errors → UpstreamError. ``phase`` is "headers" or "body"."""
     try:
         yield
     except UpstreamError:
         raise
-    except TimeoutError:
-        cls = ErrorClass.TIMEOUT if phase == "headers" else ErrorClass.IDLE_TIMEOUT
-        raise UpstreamError(cls, f"no {'response' if phase == 'headers' else 'data'} in time",
-                            target=target) from None
-    except aiohttp.ClientPayloadError as e:
-        raise UpstreamError(ErrorClass.TRUNCATED, f"response cut short: {type(e).__name__}",
-                            target=target) from None
-    except (aiohttp.ClientConnectionError, ConnectionError, OSError) as e:
-        raise UpstreamError(ErrorClass.CONNECT, f"connection failed: {type(e).__name__}",
-                            target=target) from None
-    except aiohttp.ClientError as e:
-        raise UpstreamError(ErrorClass.CONNECT, f"HTTP client error: {type(e).__name__}",
-                            target=target) from None
+    except _FOREIGN as e:
+        raise _translated(e, target, phase) from None
 
 
 class HttpStream:
@@ -73,7 +82,7 @@ class HttpStream:
     async def read(self, timeout: float) -> list[SSEEvent] | None:
         if self._closed:
             return None
-        async with _translate_errors(self._provider.name, "body"):
+        try:
             async with asyncio.timeout(timeout):
                 while True:
                     chunk = await self._resp.content.readany()
@@ -84,6 +93,8 @@ class HttpStream:
                     events = self._parser.feed(chunk)
                     if events:
                         return events
+        except _FOREIGN as e:
+            raise _translated(e, self._provider.name, "body") from None
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -156,6 +167,9 @@ class HttpProvider:
         return h
 
     async def _acquire(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot: taken at once, no timer needed
+            return
         try:
             async with asyncio.timeout(self.cfg.pool_timeout):
                 await self._slots.acquire()
@@ -171,11 +185,13 @@ class HttpProvider:
 
     async def _post(self, path: str, call: UpstreamCall, timeout: float) -> aiohttp.ClientResponse:
         assert self._session is not None, "provider not started"
-        async with _translate_errors(self.name, "headers"):
+        try:
             async with asyncio.timeout(timeout):
                 return await self._session.post(
                     self.base_url + path, data=call.body, headers=self._headers(call.headers),
                 )
+        except _FOREIGN as e:
+            raise _translated(e, self.name, "headers") from None
 
     async def _fail_from(self, resp: aiohttp.ClientResponse, timeout: float) -> UpstreamError:
         headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -194,18 +210,23 @@ class HttpProvider:
     async def complete(self, call: UpstreamCall) -> UpstreamResponse:
         await self._acquire()
         try:
-            # ``total`` bounds the whole exchange, headers and body together.
+            # ``total`` bounds the whole exchange, headers and body together: one timer.
             total = call.deadline.cap(call.timeouts.total)
-            ends_at = asyncio.get_running_loop().time() + total
-            resp = await self._post(self.chat_path, call, total)
-            if resp.status != 200:
-                raise await self._fail_from(resp, call.deadline.remaining())
+            assert self._session is not None, "provider not started"
+            resp: aiohttp.ClientResponse | None = None
             try:
-                async with _translate_errors(self.name, "body"):
-                    async with asyncio.timeout_at(ends_at):
-                        body = await resp.read()
-            except BaseException:
-                resp.close()  # a half-read body: this connection cannot be reused
+                async with asyncio.timeout(total):
+                    resp = await self._session.post(
+                        self.base_url + self.chat_path, data=call.body,
+                        headers=self._headers(call.headers))
+                    if resp.status != 200:
+                        raise await self._fail_from(resp, call.deadline.remaining())
+                    body = await resp.read()
+            except BaseException as e:
+                if resp is not None:
+                    resp.close()  # a half-read body: this connection cannot be reused
+                if isinstance(e, _FOREIGN):
+                    raise _translated(e, self.name, "headers" if resp is None else "body") from None
                 raise
             headers = {k.lower(): v for k, v in resp.headers.items()}
             return UpstreamResponse(200, body, filter_response_headers(headers.items()),
