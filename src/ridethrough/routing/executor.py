@@ -286,12 +286,22 @@ class Executor:
                     raise UpstreamError(ErrorClass.TRUNCATED, "stream ended without its terminal event",
                                         target=target.key)
                 for ev in events:
-                    for frame in relay.feed(ev):
+                    frames = relay.feed(ev)
+                    if relay.terminal_seen:
+                        # The verdict before the last frames leave: a client that has read
+                        # the end of its stream must find the breaker already told.
+                        frames = [*frames, *relay.finish()]
+                        outcome["ok"] = True
+                        self.board.get(target.key).record_success(claim)
+                    for frame in frames:
                         yield frame
-            for frame in relay.finish():
-                yield frame
-            outcome["ok"] = True
-            self.board.get(target.key).record_success(claim)
+                    if relay.terminal_seen:
+                        break
+            if "ok" not in outcome:  # the terminal event came before commit, with the head
+                outcome["ok"] = True
+                self.board.get(target.key).record_success(claim)
+                for frame in relay.finish():
+                    yield frame
         except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
             e = raw if isinstance(raw, UpstreamError) else UpstreamError(
                 ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
