@@ -29,6 +29,7 @@ class DripUpstream:
     def __init__(self) -> None:
         self.head_s = 0.0
         self.gap_s = 0.0
+        self.status = 200
         self.requests = 0
         self.loop = asyncio.new_event_loop()
         self.port = 0
@@ -39,8 +40,11 @@ class DripUpstream:
         self.requests += 1
         await request.read()
         await asyncio.sleep(self.head_s)
-        payload = orjson.dumps(MESSAGE)
-        resp = web.StreamResponse(status=200, headers={"request-id": f"req_drip_{self.requests}"})
+        payload = orjson.dumps(MESSAGE if self.status == 200 else {
+            "type": "error", "error": {"type": "invalid_request_error",
+                                       "message": "max_tokens: must be at most 8192"}})
+        resp = web.StreamResponse(status=self.status,
+                                  headers={"request-id": f"req_drip_{self.requests}"})
         resp.content_type = "application/json"
         resp.content_length = len(payload)
         await resp.prepare(request)
@@ -83,6 +87,7 @@ def drip() -> Iterator[DripUpstream]:
 @pytest.fixture()
 def gt(drip, resilience_kit, start_gateway):
     drip.head_s = drip.gap_s = 0.0
+    drip.status = 200
     drip.requests = 0
     cfg = resilience_kit.config(
         providers={"drip": {"kind": "anthropic", "base_url": f"http://127.0.0.1:{drip.port}",
@@ -111,3 +116,17 @@ def test_json_total_bounds_headers_and_body_together(gt, drip, resilience_kit):
     assert resilience_kit.answered_by(seen, "o_backup", "dripping"), seen
     assert drip.requests == 1
     assert "drip/claude-drip=" in seen.headers["x-ridethrough-fallback-reason"]
+
+
+def test_a_slow_error_body_is_classified_by_its_status_not_as_a_timeout(gt, drip, resilience_kit):
+    """A 400 whose body trickles in past ``total`` is still the caller's 400: not a timeout
+    that would fail over to the backup and count against the target."""
+    drip.status = 400
+    drip.head_s = 0.6
+    drip.gap_s = 0.6
+    seen = resilience_kit.ask("anthropic", gt.url, "drip-first", "too many tokens", stream=False)
+    import anthropic
+
+    assert isinstance(seen.error, anthropic.BadRequestError), seen
+    assert "max_tokens: must be at most 8192" in str(seen.error)
+    assert drip.requests == 1

@@ -213,3 +213,19 @@ def test_an_older_override_map_read_late_does_not_undo_a_newer_one(pair: Any) ->
     assert a.gw.board.get(A).forced == "down"
     a.shared._apply_overrides(None)                        # no map (e.g. a new store file)
     assert a.gw.board.get(A).forced == "down" and a.gw.board.get(O).forced == "up"
+
+
+def test_a_restore_reaches_a_worker_whose_drain_was_local_only(pair: Any) -> None:
+    a, b, clock = pair
+    tick(clock, a, b)
+    a.gw.board.force(A, "down")      # drained through a while the store was down: a only
+    asyncio.run(b.shared.set_override(A, None))            # restored through b, store back
+    tick(clock, a, b)
+    assert a.gw.board.get(A).forced is None
+    # and a repeated drain reaches a worker whose state drifted from the map
+    asyncio.run(a.shared.set_override(A, "down"))
+    tick(clock, a, b)
+    b.gw.board.force(A, None)        # b drifted (e.g. a local-only restore)
+    asyncio.run(a.shared.set_override(A, "down"))          # the operator repeats the drain
+    tick(clock, a, b)
+    assert b.gw.board.get(A).forced == "down"

@@ -90,10 +90,13 @@ def test_operator_overrides_reach_every_worker_of_the_run_and_only_that_run(tmp_
     t.set_override("run", "p/m", "down")
     t.set_override("run", "q/m", "up")
     seen = t.exchange(row("w1", slot=1), [], [], 2.0)
-    assert seen is not None and seen["targets"] == {"p/m": "down", "q/m": "up"}
-    after = t.set_override("run", "p/m", None)                 # back to automatic
-    assert after["targets"] == {"q/m": "up"} and after["version"] > seen["version"]
+    assert seen is not None
+    assert seen["targets"] == {"p/m": {"mode": "down", "v": 1}, "q/m": {"mode": "up", "v": 2}}
+    after = t.set_override("run", "p/m", None)                 # back to automatic: kept, dated
+    assert after["targets"]["p/m"] == {"mode": None, "v": 3}
+    again = t.set_override("run", "q/m", "up")                 # a repeat is a new version
+    assert again["targets"]["q/m"] == {"mode": "up", "v": 4}
     # a later run (new session) starts with no overrides, and its versions keep growing
     assert t.exchange(row("w0", session="next"), [], [], 3.0) is None
     fresh = t.set_override("next", "p/m", "down")
-    assert fresh["targets"] == {"p/m": "down"} and fresh["version"] > after["version"]
+    assert fresh["targets"] == {"p/m": {"mode": "down", "v": 5}} and fresh["epoch"] == seen["epoch"]

@@ -113,6 +113,7 @@ class HealthService:
         self._unrolled: set[int] = set()
         self._last_prune = 0.0
         self._flushing = False
+        self._drained: list[tuple[float, Any]] = []  # folded, not yet handed on (drain_in_slices)
         self._leader_tasks: list[asyncio.Task[None]] = []
         self.shared: SharedHealth | None = None
         if shared is not None:
@@ -221,7 +222,10 @@ class HealthService:
                 if self.shared is not None:
                     await self.shared.cycle_async()
                 else:
-                    await self._tick_in_slices()
+                    # Folding is what scales with traffic, so only it is sliced; judging and
+                    # the incident engine's counts stay one step (cancelling them midway
+                    # would lose counts; measured, slicing them gained nothing).
+                    self.monitor.tick(await self.drain_in_slices())
                 if time.monotonic() - last_flush >= self.cfg.flush_interval_s:
                     last_flush = time.monotonic()
                     await self.flush_async()
@@ -231,34 +235,30 @@ class HealthService:
     # -- time steps ------------------------------------------------------------------------
 
     async def drain_in_slices(self) -> list[tuple[float, Any]]:
-        """Fold a tick's worth of records a slice at a time, letting requests through in
+        """Fold the records queued so far a slice at a time, letting requests through in
         between: a second of traffic folded at once held the event loop for tens of
-        milliseconds, the worst latency of the requests that arrived meanwhile."""
-        records: list[tuple[float, Any]] = []
-        while True:
-            records += self.monitor.drain(DRAIN_SLICE)
-            if not self.monitor.queued:
-                return records
-            await asyncio.sleep(0)
+        milliseconds, the worst latency of the requests that arrived meanwhile.
 
-    async def _tick_in_slices(self) -> None:
-        """``monitor.tick`` with its per-record work cut into slices (see drain_in_slices)."""
-        records = await self.drain_in_slices()
-        mon = self.monitor
-        now = self.clock()
-        mon.evaluate(now)
-        for start in range(0, len(records), DRAIN_SLICE):
-            if start:
+        Folded records wait in ``_drained`` until returned, so a tick cancelled between
+        slices (shutdown) leaves them for the next tick instead of losing them."""
+        left = self.monitor.queued   # not what arrives meanwhile: that is the next tick's
+        while left > 0:
+            n = min(left, DRAIN_SLICE)
+            self._drained += self.monitor.drain(n)
+            left = min(left - n, self.monitor.queued)  # a status-page tick may have drained some
+            if left > 0:
                 await asyncio.sleep(0)
-            for at, record in records[start:start + DRAIN_SLICE]:
-                mon.engine.on_record(record, at)
-        mon.engine.step(now)
+        return self._take_drained()
+
+    def _take_drained(self) -> list[tuple[float, Any]]:
+        taken, self._drained = self._drained, []
+        return taken
 
     def tick(self) -> None:
         if self.shared is not None:
-            self.shared.drain()   # judging is the leader's, on its own cycle
+            self.shared.drain(self._take_drained())   # judging is the leader's, on its own cycle
         else:
-            self.monitor.tick()
+            self.monitor.tick(self._take_drained())
 
     # -- reading ---------------------------------------------------------------------------
 

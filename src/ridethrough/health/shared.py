@@ -117,7 +117,9 @@ class SharedHealth:
         self.cursor = 0                                # feed read up to this id
         self.breakers: dict[str, list[dict[str, Any]]] = {}   # target → live workers' snapshots
         self.last_view: HealthView | None = None
-        self.overrides_seen: dict[str, Any] = {}       # the operators' overrides last applied
+        self.overrides_epoch: str | None = None        # the operators' overrides: the store
+        self.overrides_seen: dict[str, int] = {}       # file's epoch, and per target the
+                                                       # version last applied here
         self._busy = False
 
     @property
@@ -270,26 +272,26 @@ class SharedHealth:
         return _Publication(now, self._snapshot(now), incidents, self.cursor)
 
     def _apply_overrides(self, overrides: dict[str, Any] | None) -> None:
-        """An operator's drain or force-up, set through any worker, reaches this one too.
+        """An operator's drain, force-up or restore, sent to any worker, reaches this one too.
 
-        Only what changed since the map this worker last applied is applied: a target the
-        operators did not touch keeps its local state (a hold-down, or a drain that reached
-        only this worker while the store was down). An older map than the last one applied
-        (a read that raced a newer write) changes nothing; so does no map at all (none set in
-        this run, or the store file was lost: better keep the drains than undo them).
+        Each target's entry carries the version that last set it; an entry newer than the
+        one this worker applied is applied (so a repeated call re-applies it, even where a
+        worker's local state had drifted), an older or already applied one is left alone:
+        a target nobody touched keeps its local state (a hold-down), and a read that raced a
+        newer write changes nothing. No map at all (none set in this run, or the store file
+        was lost) changes nothing either: better keep the drains than undo them.
         """
         if overrides is None:
             return
-        seen = self.overrides_seen
-        if seen.get("epoch") == overrides.get("epoch") and \
-                int(overrides["version"]) <= int(seen.get("version", 0)):
-            return
-        self.overrides_seen = overrides
-        before, wanted = seen.get("targets", {}), overrides["targets"]
+        if overrides.get("epoch") != self.overrides_epoch:  # a new store file: its own count
+            self.overrides_epoch, self.overrides_seen = overrides.get("epoch"), {}
         board = self.svc.gw.board
-        for target in sorted(set(wanted) | set(before)):
-            mode = wanted.get(target)
-            if mode == before.get(target) or board.get(target).forced == mode:
+        for target, entry in sorted(overrides["targets"].items()):
+            if int(entry["v"]) <= self.overrides_seen.get(target, 0):
+                continue
+            self.overrides_seen[target] = int(entry["v"])
+            mode = entry["mode"]
+            if board.get(target).forced == mode:
                 continue
             board.force(target, mode)
             log.warning("worker %d: target %s %s by an operator", self.ident.slot, target,

@@ -214,20 +214,24 @@ class HttpProvider:
             total = call.deadline.cap(call.timeouts.total)
             assert self._session is not None, "provider not started"
             resp: aiohttp.ClientResponse | None = None
+            body = b""
             try:
                 async with asyncio.timeout(total):
                     resp = await self._session.post(
                         self.base_url + self.chat_path, data=call.body,
                         headers=self._headers(call.headers))
-                    if resp.status != 200:
-                        raise await self._fail_from(resp, call.deadline.remaining())
-                    body = await resp.read()
+                    if resp.status == 200:
+                        body = await resp.read()
             except BaseException as e:
                 if resp is not None:
                     resp.close()  # a half-read body: this connection cannot be reused
                 if isinstance(e, _FOREIGN):
                     raise _translated(e, self.name, "headers" if resp is None else "body") from None
                 raise
+            if resp.status != 200:
+                # Read outside the exchange's timer: an error is classified by its status,
+                # never turned into a timeout by a slow error body.
+                raise await self._fail_from(resp, call.deadline.remaining())
             headers = {k.lower(): v for k, v in resp.headers.items()}
             return UpstreamResponse(200, body, filter_response_headers(headers.items()),
                                     upstream_request_id(headers))

@@ -25,8 +25,9 @@ from ridethrough.store.sqlite import SqliteStore, write_incidents
 SNAPSHOT_KEY = "health.snapshot"
 CURSOR_KEY = "health.feed_cursor"
 SEQ_KEY = "health.slice_seq"
-# {"session", "epoch", "version", "targets": {target: "up"|"down"}}: ``epoch`` is new with each
-# store file (a deleted file restarts ``version``), ``version`` grows with every change.
+# {"session", "epoch", "version", "targets": {target: {"mode": "up"|"down"|None, "v": n}}}:
+# ``epoch`` is new with each store file (a deleted file restarts the count), ``version`` grows
+# with every change and ``v`` is the version that last set that target (None: back to auto).
 OVERRIDES_KEY = "admin.overrides"
 INCIDENTS_SHOWN = 50
 
@@ -102,14 +103,13 @@ class SharedTables:
                 raw = _meta(c, OVERRIDES_KEY)
                 prev = orjson.loads(raw) if raw else {}
                 current = _overrides(c, session) or {"session": session, "version": 0, "targets": {}}
+                # versions only grow, across runs too, so a worker never mistakes an old value;
+                # every call gets one, so repeating a call re-applies it everywhere
+                version = int(prev.get("version", 0)) + 1
                 targets = dict(current["targets"])
-                if mode is None:
-                    targets.pop(target, None)
-                else:
-                    targets[target] = mode
-                # versions only grow, across runs too, so a worker never mistakes an old value
+                targets[target] = {"mode": mode, "v": version}
                 new = {"session": session, "epoch": prev.get("epoch") or secrets.token_hex(8),
-                       "version": int(prev.get("version", 0)) + 1, "targets": targets}
+                       "version": version, "targets": targets}
                 _set_meta(c, OVERRIDES_KEY, _dumps(new))
             return new
         return self.store.run(tx)
