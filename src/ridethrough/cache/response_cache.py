@@ -194,10 +194,9 @@ class ResponseCache:
         The question is also embedded for the semantic cache when an index is configured and
         ``semantic`` is None or enabled (pass the route's config to skip disabled routes).
         """
-        write = self._prepare_store(route, cfg, fmt, body, key_id, response, response_fmt,
-                                    semantic=semantic, default_max_tokens=default_max_tokens)
-        if write is not None:
-            self._guarded("store", write, None)
+        self.store_many([{"route": route, "cfg": cfg, "fmt": fmt, "body": body, "key_id": key_id,
+                          "response": response, "response_fmt": response_fmt,
+                          "semantic": semantic, "default_max_tokens": default_max_tokens}])
 
     def store_many(self, items: list[dict[str, Any]]) -> None:
         """Several ``store`` calls (their keyword arguments) in one transaction: the gateway
@@ -209,11 +208,11 @@ class ResponseCache:
         """
         latest: dict[str, tuple[dict[str, Any], _Keyed]] = {}
         for item in items:
-            keyed = self._keyed(**item)
+            keyed = self._keyed(item)
             if keyed is not None:
                 latest.pop(keyed.key, None)  # re-insert: keep the batch's order of last arrival
                 latest[keyed.key] = (item, keyed)
-        writes = [w for w in (self._prepare_store(**item, keyed=keyed) for item, keyed in latest.values())
+        writes = [w for w in (self._prepare_store(item, keyed) for item, keyed in latest.values())
                   if w is not None]
         if not writes:
             return
@@ -225,45 +224,27 @@ class ResponseCache:
 
         self._guarded("store", write_all, None)
 
-    def _keyed(self, route: str, cfg: CacheConfig, fmt: str, body: dict[str, Any], key_id: str | None,
-               response: dict[str, Any], response_fmt: str, *,
-               semantic: SemanticCacheConfig | None = None,
-               default_max_tokens: int | None = None) -> _Keyed | None:
-        """Where an answer would be stored, or None when it is not to be stored."""
-        if cfg.mode == "off" or self._closed or not _is_complete(response, response_fmt):
+    def _keyed(self, item: dict[str, Any]) -> _Keyed | None:
+        """Where a ``store`` item's answer would be stored, or None when it is not to be."""
+        cfg: CacheConfig = item["cfg"]
+        if cfg.mode == "off" or self._closed or not _is_complete(item["response"], item["response_fmt"]):
             return None
         try:
-            scope = scope_of(cfg, key_id)
-            canonical = canonical_request(fmt, body, default_max_tokens=default_max_tokens)
-            return _Keyed(request_key(route, scope, canonical), scope, canonical)
+            scope = scope_of(cfg, item["key_id"])
+            canonical = canonical_request(item["fmt"], item["body"],
+                                          default_max_tokens=item.get("default_max_tokens"))
+            return _Keyed(request_key(item["route"], scope, canonical), scope, canonical)
         except Exception as e:
             self._record_bad_input("store", e)
             return None
 
-    def _prepare_store(
-        self,
-        route: str,
-        cfg: CacheConfig,
-        fmt: str,
-        body: dict[str, Any],
-        key_id: str | None,
-        response: dict[str, Any],
-        response_fmt: str,
-        *,
-        semantic: SemanticCacheConfig | None = None,
-        default_max_tokens: int | None = None,
-        keyed: _Keyed | None = None,
-    ) -> Callable[[CacheDB], None] | None:
-        """The write for one answer (the CPU part done here, outside the lock), or None."""
-        if keyed is None:
-            keyed = self._keyed(route, cfg, fmt, body, key_id, response, response_fmt,
-                                semantic=semantic, default_max_tokens=default_max_tokens)
-            if keyed is None:
-                return None
+    def _prepare_store(self, item: dict[str, Any], keyed: _Keyed) -> Callable[[CacheDB], None] | None:
+        """The write for one ``store`` item (the CPU part done here, outside the lock), or None."""
+        route, cfg, response_fmt = item["route"], item["cfg"], item["response_fmt"]
         key, scope = keyed.key, keyed.scope
         try:
-            payload = orjson.dumps(response)
-            vector_row = self._vector_row(route, scope, keyed.canonical, semantic)
+            payload = orjson.dumps(item["response"])
+            vector_row = self._vector_row(route, scope, keyed.canonical, item.get("semantic"))
         except Exception as e:
             self._record_bad_input("store", e)
             return None
