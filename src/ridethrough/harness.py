@@ -89,3 +89,48 @@ class GatewayThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class AppThread:
+    """An aiohttp app on a loopback port, on its own event loop in a daemon thread: the
+    stand-in upstreams of the tests (servers slower, pickier or stranger than the simulator)."""
+
+    def __init__(self, app: Any, **runner_kwargs: Any) -> None:
+        self.app = app
+        self.runner_kwargs = runner_kwargs
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(self.app, **self.runner_kwargs)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = self.runner.addresses[0][1]
+        self._ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> AppThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def __enter__(self) -> AppThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -7,8 +7,6 @@ The server is a tiny aiohttp app on loopback; the caller is the official openai 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from ridethrough.config import parse_config
+from ridethrough.harness import AppThread
 
 
 class PickyServer:
@@ -28,10 +27,9 @@ class PickyServer:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self.server = AppThread(app, shutdown_timeout=0.5)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
@@ -60,27 +58,12 @@ class PickyServer:
         await resp.write_eof()
         return resp
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self.loop.run_forever()
-
     def __enter__(self) -> PickyServer:
-        self._thread.start()
-        self._ready.wait(10)
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self.server.stop()
 
 
 @pytest.fixture()
@@ -94,7 +77,7 @@ def gateway(picky, start_gateway):
     cfg = parse_config({
         "server": {"access_log": False},
         "providers": {"picky": {"kind": "openai-compatible",
-                                "base_url": f"http://127.0.0.1:{picky.port}/v1"}},
+                                "base_url": f"{picky.server.url}/v1"}},
         "routes": {"assistant": {"targets": [{"provider": "picky", "model": "local-llm"}]}},
     })
     return start_gateway(cfg)

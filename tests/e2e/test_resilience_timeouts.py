@@ -8,12 +8,13 @@ between. Outcomes are asserted (who served, what the attempt was classed as), no
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 
 import orjson
 import pytest
 from aiohttp import web
+
+from ridethrough.harness import AppThread
 
 MESSAGE = {
     "id": "msg_drip", "type": "message", "role": "assistant", "model": "claude-drip",
@@ -31,10 +32,13 @@ class DripUpstream:
         self.gap_s = 0.0
         self.status = 200
         self.requests = 0
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        self.server = AppThread(app, handler_cancellation=True, shutdown_timeout=0.5)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -54,27 +58,12 @@ class DripUpstream:
         await resp.write_eof()
         return resp
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        app = web.Application()
-        app.router.add_post("/v1/messages", self._messages)
-        self.runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self.loop.run_forever()
-
     def start(self) -> DripUpstream:
-        self._thread.start()
-        self._ready.wait(10)
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self.server.stop()
 
 
 @pytest.fixture(scope="module")
