@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-fast test bench lint clean
+.PHONY: setup demo demo-fast test test-latest lock kernel-check bench lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,18 @@ test: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
+# The SDK-facing suites against the newest anthropic / openai (a second venv, .venv-latest).
+test-latest:
+	bash scripts/test-latest.sh $(ARGS)
+
+# Re-resolve requirements/lock.txt and requirements/llama.txt (uv, pinned in the lock).
+lock: setup
+	bash scripts/lock.sh
+
+# The local-model suites on llama.cpp built for another kernel path (AVX2, no AVX-512/AMX).
+kernel-check:
+	bash scripts/kernel-check.sh $(ARGS)
+
 bench: setup
 	bash bench/run.sh
 
@@ -24,4 +36,4 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-kernels .pytest_cache

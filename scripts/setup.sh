@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs ridethrough with everything the suite needs.
-# Idempotent and cheap when nothing changed: a stamp keyed on the install inputs skips pip.
+# Creates .venv and installs exactly the locked set (requirements/lock.txt, hash-checked),
+# llama-cpp-python compiled for this processor, and ridethrough itself (editable, no deps).
+# Cheap when nothing changed: a stamp keyed on the install inputs skips everything. When the
+# inputs change, the venv is built anew, so it never holds a package the lock does not list.
 #
-# llama-cpp-python compiles from source (~4-8 min on 2 cores). We build its wheel once into a
-# cache folder this project owns, outside the work tree, so a fresh clone (and CI on the same
-# machine) reuses it instead of compiling again.
+# llama-cpp-python compiles from source (~4-8 min on 2 cores). Its wheel is built once into a
+# cache folder outside the work tree, keyed by the processor's feature flags and the CMake
+# arguments (a native build uses the building CPU's instructions, so a wheel built on an
+# AVX-512 machine may not run on an AVX2 one). A fresh clone on the same machine — and CI —
+# reuses it.
+#
+# Environment: VENV (default .venv), PYTHON, RIDETHROUGH_WHEEL_CACHE, and CMAKE_ARGS (passed to
+# llama.cpp's build; scripts/kernel-check.sh uses it to build a non-native kernel path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-WHEELS=${RIDETHROUGH_WHEEL_CACHE:-$HOME/.cache/ridethrough/wheels}
-LLAMA_VERSION=0.3.36
-EXTRAS=${RIDETHROUGH_EXTRAS:-local,semantic,dev}
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup: creating $VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
+CMAKE_ARGS=${CMAKE_ARGS:-}
+cpu_key=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m; echo "$CMAKE_ARGS") \
+  | sha256sum | cut -c1-12)
+WHEELS=${RIDETHROUGH_WHEEL_CACHE:-$HOME/.cache/ridethrough/wheels}/$cpu_key
+LLAMA_VERSION=$(sed -n 's/^llama-cpp-python==\([^ ]*\).*/\1/p' requirements/llama.txt)
 
 stamp="$VENV/.ridethrough-installed"
-inputs=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+inputs=$( (cat pyproject.toml requirements/lock.txt requirements/llama.txt scripts/setup.sh;
+           echo "$cpu_key") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
   exit 0
 fi
@@ -28,15 +33,31 @@ fi
 # Debian's chromium for the status-page browser test (Playwright drives it; no download).
 bash scripts/install-browser.sh
 
+if [ -d "$VENV" ]; then
+  echo "setup: the lock or set-up changed; building $VENV anew"
+  rm -rf "$VENV"
+fi
+echo "setup: creating $VENV"
+"$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/pip" --quiet)
+# The CPU torch wheel of the lock lies on this kind of machine's disk.
+links=()
+[ -d /opt/wheels ] && links=(--find-links /opt/wheels)
+
 mkdir -p "$WHEELS"
 if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   echo "setup: building llama-cpp-python $LLAMA_VERSION once into $WHEELS (a few minutes)"
-  "$VENV/bin/pip" wheel --quiet --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS"
+  src=$(mktemp -d)
+  trap 'rm -rf "$src"' EXIT
+  # The source archive is hash-checked against the lock before it is compiled.
+  "${pip[@]}" download --no-deps --no-binary :all: --require-hashes -r requirements/llama.txt -d "$src"
+  CMAKE_ARGS="$CMAKE_ARGS" "${pip[@]}" wheel --no-deps "$src"/llama_cpp_python-*.tar.gz -w "$WHEELS"
 fi
 
-echo "setup: installing ridethrough[$EXTRAS] into $VENV"
-# torch comes from the CPU wheel on this machine's disk (pip's find-links); pinning it first
-# keeps sentence-transformers from pulling a multi-GB CUDA build.
-"$VENV/bin/pip" install --quiet --find-links "$WHEELS" \
-  -e ".[$EXTRAS]" "llama-cpp-python[server]==$LLAMA_VERSION"
+echo "setup: installing the locked set into $VENV"
+"${pip[@]}" install --require-hashes --no-deps "${links[@]}" -r requirements/lock.txt
+"${pip[@]}" install --no-deps "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
+# The locked setuptools builds the project; nothing is resolved beyond the lock.
+"${pip[@]}" install --no-deps --no-build-isolation -e .
+"$VENV/bin/pip" check
 echo "$inputs" > "$stamp"

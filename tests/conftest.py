@@ -246,3 +246,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which installs everything: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def llama_reference() -> Iterator[Any]:
+    """llama.cpp's own answers on this machine, for differential tests of the local model
+    (tests/support/llama_reference.py says why no test compares a model's words to a string)."""
+    import importlib.util
+
+    from ridethrough.providers.local_model import find_gguf
+
+    if importlib.util.find_spec("llama_cpp") is None or find_gguf() is None:
+        pytest.skip("llama-cpp-python or SmolLM2 missing")
+    from support.llama_reference import LlamaReference
+
+    ref = LlamaReference()
+    yield ref
+    ref.close()

@@ -163,7 +163,7 @@ class ServerConfig(Strict):
     shutdown_grace_s: float = Field(30.0, ge=0)
     gateway_keys: list[GatewayKey] = []
     admin_keys: list[GatewayKey] = []
-    data_dir: str | None = None  # SQLite store and cache; default ~/.local/state/ridethrough
+    data_dir: str | None = None  # SQLite store and cache; default $XDG_STATE_HOME/ridethrough
     access_log: bool = True
 
 

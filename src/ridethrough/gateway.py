@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ridethrough.config import Config, RouteConfig, Timeouts
+from ridethrough.config_base import data_dir as resolve_data_dir
 from ridethrough.errors import (
     AllAttemptsFailed,
     AttemptRecord,
@@ -42,7 +43,7 @@ Observer = Callable[[RequestRecord], None]
 
 
 def data_dir(cfg: Config) -> Path:
-    return Path(cfg.server.data_dir or "~/.local/state/ridethrough").expanduser()
+    return resolve_data_dir(cfg.server.data_dir)
 
 
 def open_cache(cfg: Config, wall_clock: Callable[[], float]) -> Any:

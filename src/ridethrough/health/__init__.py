@@ -9,11 +9,11 @@ install with its own clock before the app is built.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ridethrough.config_base import data_dir as resolve_data_dir
 from ridethrough.health.config import HealthConfig, cross_check_health
 
 __all__ = ["HealthConfig", "cross_check_health", "default_store_path", "install"]
@@ -41,10 +41,8 @@ def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = tim
 
 
 def default_store_path(data_dir: str | None) -> str:
-    """``<data_dir>/health.sqlite3``; data_dir defaults to ~/.local/state/ridethrough."""
-    base = data_dir or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "ridethrough")
-    return os.path.join(base, "health.sqlite3")
+    """``<data_dir>/health.sqlite3`` (``config_base.data_dir`` picks the folder)."""
+    return str(resolve_data_dir(data_dir) / "health.sqlite3")
 
 
 def __getattr__(name: str) -> Any:
