@@ -28,16 +28,18 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 
 class Timeouts(Strict):
-    """Per-target timeouts, seconds. Defaults suit real generations (see docs/errors.md).
+    """Per-target timeouts, seconds: the ceilings, and the values used until the target's
+    latency is learned (``resilience.adaptive``). Each value's reason is in docs/errors.md.
 
     ``first_byte`` bounds the wait for response headers of a stream; a non-streaming answer
-    arrives whole, so only ``total`` bounds it (long answers and reasoning models take minutes).
+    arrives whole, so ``total`` bounds it, and once its headers came, ``idle`` bounds any
+    silence in its body.
     """
 
     connect: float = Field(5.0, gt=0)
-    first_byte: float = Field(60.0, gt=0)
-    first_token: float = Field(90.0, gt=0)
-    idle: float = Field(60.0, gt=0)
+    first_byte: float = Field(15.0, gt=0)
+    first_token: float = Field(60.0, gt=0)
+    idle: float = Field(30.0, gt=0)
     total: float = Field(600.0, gt=0)
 
 
@@ -117,6 +119,7 @@ class RouteConfig(Strict):
     semantic_cache: SemanticCacheConfig = SemanticCacheConfig()
     static_answer: str | None = None
     last_resort: str | None = None  # provider/model tried when every breaker is open
+    hedge: bool = True  # off for cost-sensitive routes: never two upstream calls for one request
 
 
 class BreakerConfig(Strict):
@@ -125,7 +128,49 @@ class BreakerConfig(Strict):
     window_s: float = Field(30.0, gt=0)
     min_requests: int = Field(10, ge=1)
     cooldown_s: float = Field(15.0, gt=0)
-    max_cooldown_s: float = Field(120.0, gt=0)
+    # Reached only through probes that failed *slowly* (a freeze); a probe refused in a
+    # millisecond keeps the cool-down at cooldown_s, so recovery is seen within it.
+    max_cooldown_s: float = Field(60.0, gt=0)
+    # Slow calls (a timeout, a lost hedge, or over slow_call_factor × the learned p99) over
+    # the last slow_call_window outcomes: a freezing target opens after a handful of them.
+    slow_call_rate: float = Field(0.5, gt=0, le=1)
+    slow_call_window: int = Field(10, ge=1)
+    slow_call_min: int = Field(5, ge=1)
+    slow_call_factor: float = Field(3.0, ge=1)
+    # 429 without Retry-After: skip the target this long (jittered ±50 %) instead of asking
+    # it first on every call. With Retry-After, that long (up to rate_limit_max_hold_s).
+    rate_limit_hold_s: float = Field(2.0, ge=0)
+    rate_limit_max_hold_s: float = Field(30.0, ge=0)
+
+
+class AdaptiveTimeoutConfig(Strict):
+    """Per-attempt timeouts from the target's learned latency (routing/timeouts.py):
+    ``clamp(multiplier × p99, floor, configured ceiling)`` once ``min_samples`` were seen."""
+
+    enabled: bool = True
+    multiplier: float = Field(4.0, ge=1)
+    min_samples: int = Field(20, ge=1)
+    floor_first_byte_s: float = Field(2.0, gt=0)
+    floor_first_token_s: float = Field(3.0, gt=0)
+    floor_complete_s: float = Field(10.0, gt=0)
+    # Of the time left, at most this share is kept back for the targets after this one.
+    reserve_share: float = Field(0.5, ge=0, lt=1)
+
+
+class HedgeConfig(Strict):
+    """Backup requests (routing/hedge.py): past the target's learned ``quantile`` without an
+    answer, the next target is asked in parallel; the first to commit wins."""
+
+    enabled: bool = True
+    quantile: float = Field(0.95, gt=0, lt=1)
+    delay_s: float | None = Field(None, gt=0)  # a fixed delay instead of the learned quantile
+    min_delay_s: float = Field(0.05, ge=0)
+    # Hedges spend their own token bucket: ``budget_ratio`` tokens per request (5 % extra
+    # upstream requests at most in a steady state), a slow refill for quiet gateways, and
+    # a cap that lets the requests in flight when a provider freezes all be hedged at once.
+    budget_ratio: float = Field(0.05, ge=0, le=1)
+    budget_min_per_s: float = Field(0.1, ge=0)
+    budget_cap: float = Field(20.0, ge=1)
 
 
 class RetryConfig(Strict):
@@ -139,6 +184,8 @@ class RetryConfig(Strict):
 class ResilienceConfig(Strict):
     breaker: BreakerConfig = BreakerConfig()
     retry: RetryConfig = RetryConfig()
+    adaptive: AdaptiveTimeoutConfig = AdaptiveTimeoutConfig()
+    hedge: HedgeConfig = HedgeConfig()
     deadline_margin_s: float = Field(1.0, ge=0)
     commit_keepalive_s: float = Field(15.0, gt=0)
 

@@ -162,6 +162,7 @@ class AttemptRecord:
     upstream_request_id: str | None = None
     dropped: tuple[str, ...] = ()   # translation losses that did not change the answer
     detail: str = ""
+    hedge: bool = False             # a backup request, sent while another attempt was running
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"target": self.target, "outcome": self.outcome, "ms": round(self.ms, 1)}
@@ -173,6 +174,8 @@ class AttemptRecord:
             d["dropped"] = list(self.dropped)
         if self.detail:
             d["detail"] = self.detail
+        if self.hedge:
+            d["hedge"] = True
         return d
 
 

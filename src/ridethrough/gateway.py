@@ -34,8 +34,10 @@ from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep, monotonic
 from ridethrough.routing.executor import Executor, JsonResult, StreamResult
 from ridethrough.routing.fallback import FallbackResult, Tiers
+from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Target, plan_targets
 from ridethrough.routing.request import InboundRequest
+from ridethrough.routing.timeouts import TimeoutPolicy
 
 log = logging.getLogger("ridethrough")
 
@@ -91,7 +93,15 @@ class Gateway:
         self.board = BreakerBoard(cfg.resilience.breaker, clock)
         r = cfg.resilience.retry
         self.budget = RetryBudget(r.budget_ratio, r.budget_min_per_s, clock)
-        self.executor = Executor(self.board, self.budget, r, clock, sleep or asyncio.sleep, rng)
+        res = cfg.resilience
+        # What each target's latency normally is: adaptive timeouts, hedge delays, slow calls.
+        self.latency = LatencyModel(clock, min_samples=res.adaptive.min_samples)
+        h = res.hedge
+        self.hedge_budget = RetryBudget(h.budget_ratio, h.budget_min_per_s, clock, cap=h.budget_cap)
+        self.executor = Executor(
+            self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
+            policy=TimeoutPolicy(self.latency, res.adaptive, h), hedge_budget=self.hedge_budget,
+            slow_call_factor=res.breaker.slow_call_factor)
         if cache is None and any(r.cache.mode != "off" for r in cfg.routes.values()):
             cache = open_cache(cfg, wall_clock)
         self.tiers = Tiers(cache, wall_clock)
@@ -165,6 +175,7 @@ class Gateway:
         plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
                             req.stream, self.board, self.last_resorts.get(req.route_name))
         self.budget.on_request()
+        self.hedge_budget.on_request()
         if not plan.candidates and plan.capability_only:
             req.attempts.extend(plan.skipped)
             raise NoTargetCanServe(

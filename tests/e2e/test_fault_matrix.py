@@ -61,6 +61,8 @@ CASES: dict[str, Case] = {
     "http_429_retry_after": Case(lambda: Fault(FaultKind.HTTP_ERROR, status=429, retry_after=5),
                                  FAILOVER, FAILOVER, 1),
     "refuse": Case(lambda: Fault(FaultKind.REFUSE), FAILOVER, FAILOVER, 0),
+    # The port completes no handshake: the connect timeout, then the secondary.
+    "no_accept": Case(lambda: Fault(FaultKind.NO_ACCEPT), FAILOVER, FAILOVER, 0),
     "reset": Case(lambda: Fault(FaultKind.RESET), FAILOVER, FAILOVER, 1),
     "hang_before_headers": Case(lambda: Fault(FaultKind.HANG_BEFORE_HEADERS), FAILOVER, FAILOVER, 1),
     "hang_after_headers": Case(lambda: Fault(FaultKind.HANG_AFTER_HEADERS), FAILOVER, FAILOVER, 1),
@@ -87,9 +89,11 @@ def test_the_matrix_covers_every_simulator_fault():
     assert covered == set(FaultKind)
 
 
-# Breakers effectively off: each case must meet its fault, not a breaker opened by the cases
-# before it (breakers have their own tests).
-NO_BREAKER = {"breaker": {"consecutive_failures": 1000, "min_requests": 1000}}
+# Breakers effectively off: each case must meet its fault, not a breaker opened (or a 429
+# hold-down set) by the cases before it (breakers have their own tests).
+NO_BREAKER = {"breaker": {"consecutive_failures": 1000, "min_requests": 1000,
+                          "slow_call_min": 1000, "rate_limit_hold_s": 0,
+                          "rate_limit_max_hold_s": 0}}
 
 
 @pytest.fixture(scope="module")

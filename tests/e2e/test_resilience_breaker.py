@@ -89,7 +89,9 @@ def test_half_open_recovery_sends_traffic_back(resilience_kit, start_gateway, fa
     assert s_sim.stats.total == s_before
 
 
-def test_failed_probe_reopens_with_a_doubled_cooldown(resilience_kit, start_gateway, fake):
+def test_a_probe_refused_at_once_keeps_the_base_cooldown(resilience_kit, start_gateway, fake):
+    """A 500 in a millisecond costs nothing: the breaker asks again after the same 15 s, so
+    a provider that comes back gets its traffic back within one cool-down."""
     kit = resilience_kit
     gt = start_gateway(_breaker_cfg(kit), clock=fake, sleep=fake.sleep)
     primary, secondary = kit.ROUTES[ROUTE]
@@ -100,7 +102,33 @@ def test_failed_probe_reopens_with_a_doubled_cooldown(resilience_kit, start_gate
         kit.ask("anthropic", gt.url, ROUTE, "trip", stream=False)
     p_sim.stats.reset()
 
-    fake.advance(15.5)                      # cool-down 15 s: one probe, which fails
+    for i in range(3):
+        fake.advance(15.5)                  # cool-down 15 s: one probe, which fails fast
+        prompt = f"p{i}"
+        assert kit.answered_by(kit.ask("anthropic", gt.url, ROUTE, prompt, stream=False),
+                               secondary, prompt)
+        assert p_sim.stats.total == i + 1   # the probe only: no retry once re-opened
+        assert breaker.state is State.OPEN and breaker.cooldown == 15
+    p_sim.clear_faults()                    # the provider recovers
+    fake.advance(15.5)
+    assert kit.answered_by(kit.ask("anthropic", gt.url, ROUTE, "back", stream=False), primary, "back")
+    assert breaker.state is State.CLOSED
+
+
+def test_a_probe_that_times_out_reopens_with_a_doubled_cooldown(resilience_kit, start_gateway,
+                                                                 fake):
+    kit = resilience_kit
+    gt = start_gateway(_breaker_cfg(kit), clock=fake, sleep=fake.sleep)
+    primary, secondary = kit.ROUTES[ROUTE]
+    p_sim = kit.sim(gt, primary)
+    breaker = gt.gateway.board.get(kit.target_key(primary))
+    p_sim.set_fault(Fault(FaultKind.HTTP_ERROR, status=500))
+    while breaker.state is not State.OPEN:
+        kit.ask("anthropic", gt.url, ROUTE, "trip", stream=False)
+    p_sim.set_fault(Fault(FaultKind.HANG_BEFORE_HEADERS))   # now it freezes
+    p_sim.stats.reset()
+
+    fake.advance(15.5)                      # cool-down 15 s: one probe, which times out
     assert kit.answered_by(kit.ask("anthropic", gt.url, ROUTE, "p1", stream=False), secondary, "p1")
     assert p_sim.stats.total == 1           # the probe only: no same-target retry once re-opened
     assert breaker.state is State.OPEN and breaker.cooldown == 30

@@ -21,10 +21,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def fail(b: Breaker, n: int = 1) -> None:
+def fail(b: Breaker, n: int = 1, *, slow: bool = False) -> None:
     for _ in range(n):
         assert b.acquire()
-        b.record_failure("server_error")
+        b.record_failure("timeout" if slow else "server_error", slow=slow)
 
 
 # -- closed → open ---------------------------------------------------------------------
@@ -113,13 +113,13 @@ def test_a_released_probe_frees_the_slot_without_a_verdict(clock):
     assert b.acquire()
 
 
-def test_failed_probes_double_the_cooldown_up_to_the_cap(clock):
+def test_slowly_failed_probes_double_the_cooldown_up_to_the_cap(clock):
     b = make(clock, cooldown_s=10, max_cooldown_s=60)
     fail(b, 3)
     cooldowns = [b.cooldown]
     for _ in range(4):
         clock.advance(b.cooldown)
-        fail(b)                              # the probe fails
+        fail(b, slow=True)                   # the probe timed out: the target is frozen
         assert b.state is State.OPEN
         cooldowns.append(b.cooldown)
     assert cooldowns == [10, 20, 40, 60, 60]
@@ -226,5 +226,73 @@ def test_a_probe_failure_reopens_with_a_longer_cool_down(clock):
         b.record_failure("server_error")
     clock.advance(10)
     probe = b.acquire()
-    b.record_failure("server_error", probe)
+    b.record_failure("timeout", probe, slow=True)
     assert b.state is State.OPEN and b.cooldown == 20
+
+
+# -- getting back to the primary promptly ----------------------------------------------
+
+
+def test_fast_probe_failures_keep_the_base_cooldown(clock):
+    # A provider that refuses in a millisecond is cheap to ask again: however many probes
+    # fail that way, the next is due cooldown_s later, so recovery is seen within it.
+    b = make(clock, cooldown_s=10, max_cooldown_s=60)
+    fail(b, 3)
+    for _ in range(5):
+        clock.advance(10)
+        fail(b)                                # refused / 503 at once
+        assert b.state is State.OPEN and b.cooldown == 10
+    clock.advance(10)
+    probe = b.acquire()                        # the provider is back
+    assert probe and probe.probe
+    b.record_success(probe)
+    assert b.state is State.CLOSED
+
+
+# -- slow calls ------------------------------------------------------------------------
+
+
+def test_a_handful_of_slow_calls_open_the_breaker(clock):
+    b = make(clock, slow_call_window=10, slow_call_min=5, slow_call_rate=0.5)
+    for _ in range(5):                          # healthy traffic first
+        b.acquire()
+        b.record_success()
+    for _ in range(4):
+        b.acquire()
+        b.record_hedge_lost()                   # a backup answered first: late, not failed
+    assert b.state is State.CLOSED
+    b.acquire()
+    b.record_failure("timeout", slow=True)      # 5 slow of the last 10
+    assert b.state is State.OPEN and b.opened_reason == "slow_calls"
+    assert b.availability() == "breaker_open"
+
+
+def test_a_few_slow_calls_among_many_fast_ones_do_not_open_it(clock):
+    b = make(clock, slow_call_window=10, slow_call_min=5, slow_call_rate=0.5)
+    for i in range(200):                        # one in ten is slow: a healthy tail
+        b.acquire()
+        if i % 10 == 0:
+            b.record_hedge_lost()
+        else:
+            b.record_success()
+    assert b.state is State.CLOSED and b.opened_count == 0
+
+
+def test_slow_successes_count_as_slow_calls(clock):
+    b = make(clock, slow_call_window=6, slow_call_min=6, slow_call_rate=0.5)
+    for _ in range(3):
+        b.acquire()
+        b.record_success()
+    for _ in range(3):
+        b.acquire()
+        b.record_success(slow=True)             # answered, but far past the learned p99
+    assert b.state is State.OPEN and b.opened_reason == "slow_calls"
+
+
+def test_a_probe_that_loses_its_hedge_reopens_with_a_doubled_cooldown(clock):
+    b = make(clock, cooldown_s=10, max_cooldown_s=60)
+    fail(b, 3)
+    clock.advance(10)
+    probe = b.acquire()
+    b.record_hedge_lost(probe)                  # still frozen: the backup answered first
+    assert b.state is State.OPEN and b.cooldown == 20 and not b.probe_in_flight

@@ -14,7 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
-from ridethrough.config import BreakerConfig, RetryConfig, RouteConfig, Timeouts
+from ridethrough.config import (
+    AdaptiveTimeoutConfig,
+    BreakerConfig,
+    HedgeConfig,
+    RetryConfig,
+    RouteConfig,
+    Timeouts,
+)
 from ridethrough.errors import AllAttemptsFailed, ErrorClass, UpstreamError
 from ridethrough.protocols.features import features_of
 from ridethrough.protocols.sse import SSEParser, encode_event
@@ -26,8 +33,10 @@ from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import FakeClock
 from ridethrough.routing.deadline import Deadline
 from ridethrough.routing.executor import Executor, JsonResult, StreamResult
+from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Target, plan_targets
 from ridethrough.routing.request import InboundRequest
+from ridethrough.routing.timeouts import TimeoutPolicy
 
 C = ErrorClass
 
@@ -74,6 +83,18 @@ class Stall:
         self.after = after  # None: wait out the whole timeout and fail; else deliver a ping
 
 
+class Hang:
+    """A call that never answers: it waits until the executor cancels it (a lost hedge)."""
+
+
+class SlowFail:
+    """A call that takes ``seconds`` of the clock, then fails with ``error``."""
+
+    def __init__(self, seconds: float, error: UpstreamError) -> None:
+        self.seconds = seconds
+        self.error = error
+
+
 class ScriptedStream:
     def __init__(self, reads: list[Any], clock: FakeClock) -> None:
         self.reads = list(reads)
@@ -112,6 +133,20 @@ class ScriptedProvider:
         self.clock = clock
         self.calls: list[Any] = []
         self.streams: list[ScriptedStream] = []
+        self.cancelled = 0  # calls that were still waiting when the executor gave up on them
+
+    async def _wait(self, step: Any) -> Any:
+        if isinstance(step, Hang):
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        if isinstance(step, SlowFail):
+            await asyncio.sleep(0)
+            self.clock.advance(step.seconds)
+            raise step.error
+        return step
 
     def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return (classify_anthropic if self.format == "anthropic" else classify_openai)(status, body, headers)
@@ -126,11 +161,11 @@ class ScriptedProvider:
         return step
 
     async def complete(self, call: Any) -> UpstreamResponse:
-        body = self._next(call)
+        body = await self._wait(self._next(call))
         return UpstreamResponse(200, body, {}, "req_up")
 
     async def open_stream(self, call: Any) -> ScriptedStream:
-        stream = ScriptedStream(self._next(call), self.clock)
+        stream = ScriptedStream(await self._wait(self._next(call)), self.clock)
         self.streams.append(stream)
         return stream
 
@@ -139,20 +174,29 @@ class World:
     """A clock, breakers, a budget and an executor; build targets and requests against it."""
 
     def __init__(self, *, breaker: dict | None = None, retry: dict | None = None,
-                 budget: tuple[float, float] = (0.2, 10.0)) -> None:
+                 budget: tuple[float, float] = (0.2, 10.0), hedge: dict | None = None,
+                 adaptive: dict | None = None, hedge_tokens: float = 20.0) -> None:
         self.clock = FakeClock()
-        self.board = BreakerBoard(BreakerConfig(**(breaker or {})), self.clock)
+        bcfg = BreakerConfig(**(breaker or {}))
+        self.board = BreakerBoard(bcfg, self.clock)
         self.budget = RetryBudget(*budget, self.clock)
         self.retry = RetryConfig(**(retry or {}))
+        # Hedging and adaptive timeouts only where a test asks for them.
+        self.latency = LatencyModel(self.clock, min_samples=5)
+        policy = TimeoutPolicy(self.latency, AdaptiveTimeoutConfig(**(adaptive or {"enabled": False})),
+                               HedgeConfig(**(hedge or {"enabled": False})))
+        self.hedge_budget = RetryBudget(0.0, 0.0, self.clock, cap=20.0)
+        self.hedge_budget.tokens = hedge_tokens
         self.executor = Executor(self.board, self.budget, self.retry, self.clock, self.clock.sleep,
-                                 random.Random(0))
+                                 random.Random(0), policy=policy, hedge_budget=self.hedge_budget,
+                                 slow_call_factor=bcfg.slow_call_factor)
 
     def target(self, name: str, fmt: str, steps: list[Any], **timeouts: float) -> Target:
         provider = ScriptedProvider(name, fmt, steps, self.clock)
         return Target(provider, "m", Timeouts(**timeouts), ResolvedCapabilities())  # type: ignore[arg-type]
 
     def request(self, fmt: str = "anthropic", *, stream: bool = False,
-                deadline_s: float = 300.0) -> InboundRequest:
+                deadline_s: float = 300.0, hedge: bool = True) -> InboundRequest:
         if fmt == "anthropic":
             body: dict[str, Any] = {"model": "r", "max_tokens": 50,
                                     "messages": [{"role": "user", "content": "hi"}]}
@@ -160,7 +204,8 @@ class World:
             body = {"model": "r", "messages": [{"role": "user", "content": "hi"}]}
         if stream:
             body["stream"] = True
-        route = RouteConfig(targets=[{"provider": "x", "model": "m"}], cache={"mode": "off"})
+        route = RouteConfig(targets=[{"provider": "x", "model": "m"}], cache={"mode": "off"},
+                            hedge=hedge)
         return InboundRequest(format=fmt, body=body, stream=stream, route_name="r", route=route,
                               features=features_of(fmt, body),
                               deadline=Deadline.start(self.clock, deadline_s), request_id="req_1")
@@ -506,3 +551,154 @@ def test_streams_that_commit_then_die_open_the_breaker():
     for _ in range(3):
         drain(w.run(w.request(stream=True), [a]))
     assert w.breaker(a).state is State.OPEN
+
+
+# -- hedged requests -----------------------------------------------------------------------
+
+FIXED_HEDGE = {"delay_s": 0.5}
+
+
+def test_a_hung_attempt_is_hedged_and_the_backup_wins():
+    w = World(hedge=FIXED_HEDGE)
+    a = w.target("a", "anthropic", [Hang()])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    result = w.run(req, [a, b])
+    assert isinstance(result, JsonResult) and result.target is b
+    assert outcomes(req) == [("b", "ok"), ("a", "hedge_lost")]
+    assert [r.hedge for r in req.attempts] == [True, False]
+    assert a.provider.cancelled == 1               # the loser's call was cancelled at once
+    assert w.executor.hedge_stats == {"started": 1, "won": 1, "budget_refused": 0}
+    # Late, not failed: the breaker's error window is untouched, the slow-call window is not.
+    breaker = w.breaker(a)
+    assert breaker.consecutive_failures == 0 and breaker.snapshot()["slow_call_rate"] == 1.0
+
+
+def test_an_attempt_that_answers_before_the_hedge_delay_is_not_hedged():
+    w = World(hedge=FIXED_HEDGE)
+    a = w.target("a", "anthropic", [ANTHROPIC_MESSAGE])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is a
+    assert outcomes(req) == [("a", "ok")]
+    assert b.provider.calls == [] and w.executor.hedge_stats["started"] == 0
+
+
+def test_a_hung_stream_is_hedged_and_the_backup_stream_is_served():
+    w = World(hedge=FIXED_HEDGE)
+    a = w.target("a", "anthropic", [Hang()])
+    b = w.target("b", "anthropic", [[START, TOKEN, END]])
+    req = w.request(stream=True)
+    result = w.run(req, [a, b])
+    assert isinstance(result, StreamResult) and result.target is b
+    assert drain(result)[-1].startswith(b"event: message_stop")
+    assert ("a", "hedge_lost") in outcomes(req) and a.provider.cancelled == 1
+
+
+def test_without_hedge_budget_the_attempt_runs_to_its_timeout_then_fails_over():
+    w = World(hedge=FIXED_HEDGE, hedge_tokens=0.0)
+    a = w.target("a", "anthropic", [SlowFail(5.0, err(C.TIMEOUT))])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req) == [("a", "timeout"), ("b", "ok")]
+    assert w.executor.hedge_stats["budget_refused"] == 1 and w.executor.hedge_stats["started"] == 0
+
+
+def test_a_route_can_turn_hedging_off():
+    w = World(hedge=FIXED_HEDGE)
+    a = w.target("a", "anthropic", [SlowFail(5.0, err(C.TIMEOUT))])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request(hedge=False)
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req) == [("a", "timeout"), ("b", "ok")]   # one after the other, never both
+    assert w.executor.hedge_stats["started"] == 0
+
+
+def test_no_hedge_before_the_target_latency_is_learned_then_at_its_p95():
+    w = World(hedge={})                              # hedge at the learned p95 (min 5 samples)
+    a = w.target("a", "anthropic", [ANTHROPIC_MESSAGE] * 5 + [Hang()])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    for _ in range(5):                               # healthy calls teach the model
+        assert w.run(w.request(), [a, b]).target is a
+    assert w.executor.hedge_stats["started"] == 0
+    w.clock.advance(1.1)                             # quantile reads are cached for 1 s
+    req = w.request()
+    assert w.run(req, [a, b]).target is b            # then a hangs: hedged at its p95
+    assert outcomes(req) == [("b", "ok"), ("a", "hedge_lost")]
+
+
+def test_hedge_losses_open_the_slow_call_breaker_and_the_target_is_then_skipped():
+    w = World(hedge=FIXED_HEDGE, breaker={"slow_call_min": 3, "slow_call_window": 3})
+    a = w.target("a", "anthropic", [Hang(), Hang(), Hang()])
+    b = w.target("b", "openai", [OPENAI_COMPLETION] * 4)
+    for _ in range(3):
+        assert w.run(w.request(), [a, b]).target is b
+    assert w.breaker(a).state is State.OPEN and w.breaker(a).opened_reason == "slow_calls"
+    req = w.request()
+    assert w.run(req, [a, b]).target is b
+    assert outcomes(req) == [("a", "skipped:breaker_open"), ("b", "ok")]
+    assert len(a.provider.calls) == 3 and w.executor.hedge_stats["started"] == 3
+
+
+# -- per-attempt budgets and slow calls ----------------------------------------------------
+
+
+def test_an_attempt_leaves_part_of_the_deadline_for_the_targets_after_it():
+    w = World()
+    a = w.target("a", "anthropic", [SlowFail(15.0, err(C.TIMEOUT))])
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    req = w.request(deadline_s=30.0)
+    t0 = w.clock()
+    assert w.run(req, [a, b]).target is b            # a's freeze did not eat b's time
+    assert a.provider.calls[0].deadline.expires_at - t0 == pytest.approx(15.0)
+    assert b.provider.calls[0].deadline.expires_at == pytest.approx(req.deadline.expires_at)
+
+
+def test_the_reserve_for_a_warm_target_is_what_it_needs():
+    w = World(adaptive={"floor_complete_s": 2.0, "multiplier": 4.0})
+    b = w.target("b", "openai", [OPENAI_COMPLETION])
+    for _ in range(5):
+        w.latency.observe(b.key, "complete:le256", 0.5)   # b answers in 0.5 s: it needs ~2 s
+    a = w.target("a", "anthropic", [SlowFail(28.0, err(C.TIMEOUT))])
+    req = w.request(deadline_s=30.0)
+    t0 = w.clock()
+    assert w.run(req, [a, b]).target is b
+    assert a.provider.calls[0].deadline.expires_at - t0 == pytest.approx(28.0, abs=0.05)
+
+
+def test_adaptive_timeouts_replace_the_ceilings_once_learned():
+    w = World(adaptive={"multiplier": 4.0, "floor_complete_s": 1.0})
+    a = w.target("a", "anthropic", [ANTHROPIC_MESSAGE] * 6, total=600)
+    req = w.request()
+    w.run(req, [a])
+    assert a.provider.calls[0].timeouts.total == 600          # cold: the configured ceiling
+    for _ in range(5):
+        w.latency.observe(a.key, "complete:le256", 0.5)
+    for _ in range(5):
+        w.run(w.request(), [a])
+    assert a.provider.calls[-1].timeouts.total == pytest.approx(2.0, rel=0.03)   # 4 × p99
+
+
+def test_a_timeout_is_charged_to_the_target_unless_it_was_given_too_little_time():
+    w = World(breaker={"consecutive_failures": 1})
+    a = w.target("a", "anthropic", [SlowFail(1.0, err(C.TIMEOUT)), SlowFail(12.0, err(C.TIMEOUT))])
+    with pytest.raises(AllAttemptsFailed):
+        w.run(w.request(deadline_s=1.0), [a])      # a 1 s deadline: no fair chance, not charged
+    assert w.breaker(a).state is State.CLOSED
+    with pytest.raises(AllAttemptsFailed):
+        w.run(w.request(deadline_s=12.0), [a])     # 12 s and still nothing: evidence
+    assert w.breaker(a).state is State.OPEN
+
+
+def test_a_429_while_others_can_answer_holds_the_target_back_briefly():
+    w = World(breaker={"rate_limit_hold_s": 2.0})
+    a = w.target("a", "anthropic", [err(C.RATE_LIMITED, 429)] + [ANTHROPIC_MESSAGE] * 3)
+    b = w.target("b", "openai", [OPENAI_COMPLETION] * 3)
+    assert w.run(w.request(), [a, b]).target is b
+    req = w.request()
+    assert w.run(req, [a, b]).target is b          # not asked again at once
+    assert outcomes(req)[0] == ("a", "skipped:rate_limited")
+    w.clock.advance(3.1)                            # the jittered hold (1–3 s) is over
+    assert w.run(w.request(), [a, b]).target is a
+    assert len(a.provider.calls) == 2

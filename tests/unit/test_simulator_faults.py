@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -176,6 +179,140 @@ def test_refuse_set_and_cleared_over_http_using_the_admin_port(sim, claude):
     httpx.delete(sim.admin_url + "/_sim/fault").raise_for_status()
     assert claude.messages.create(model="m", max_tokens=5, messages=USER).content
     assert httpx.post(sim.admin_url + "/v1/messages", json={}).status_code == 404
+
+
+def connect_outcome(port: int, timeout: float = 1.0) -> str:
+    """What a bare TCP connect to the main port meets: connected, refused or timeout."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:  # socket.timeout
+        return "timeout"
+
+
+def test_no_accept_makes_connect_time_out_and_reopens_on_the_same_port(sim):
+    # Connect timeouts short enough for the hang, far above a loopback handshake.
+    claude = anthropic.Anthropic(base_url=sim.base_url, api_key="k", max_retries=0,
+                                 timeout=httpx2.Timeout(5.0, connect=SHORT))
+    gpt = openai.OpenAI(base_url=sim.base_url + "/v1", api_key="k", max_retries=0,
+                        timeout=httpx2.Timeout(5.0, connect=SHORT))
+    assert claude.messages.create(model="m", max_tokens=5, messages=USER)  # pools a connection
+    port = sim.port
+    sim.set_fault(Fault(FaultKind.NO_ACCEPT))
+    assert connect_outcome(port) == "timeout"  # not refused, not connected
+    with pytest.raises(anthropic.APITimeoutError) as pooled:  # the pooled one was dropped
+        claude.messages.create(model="m", max_tokens=5, messages=USER)
+    with pytest.raises(anthropic.APITimeoutError):
+        claude_stream(claude)
+    with pytest.raises(openai.APITimeoutError) as fresh:
+        gpt.chat.completions.create(model="m", messages=USER)
+    for info in (pooled, fresh):
+        assert isinstance(info.value.__cause__, httpx2.ConnectTimeout)
+    with pytest.raises(httpx.ConnectTimeout):
+        httpx.get(sim.base_url + "/v1/models", timeout=httpx.Timeout(5.0, connect=SHORT))
+    assert sim.stats.total == 1  # only the healthy request reached the simulator
+    sim.clear_faults()
+    assert sim.port == port
+    assert connect_outcome(port) == "connected"
+    assert claude.messages.create(model="m", max_tokens=5, messages=USER).content
+    assert gpt.chat.completions.create(model="m", messages=USER).choices
+    claude.close()
+    gpt.close()
+
+
+def test_no_accept_set_over_http_and_cleared_on_the_admin_port(sim):
+    with httpx.Client(base_url=sim.base_url, timeout=httpx.Timeout(5.0, connect=SHORT)) as main:
+        assert main.post("/_sim/fault", json={"kind": "no_accept"}).status_code == 200
+        # The connection that asked was spared; a request on it is reset, and counted.
+        with pytest.raises(httpx.TransportError):
+            main.post("/v1/messages", json={"model": "m", "max_tokens": 5, "messages": USER})
+        with pytest.raises(httpx.ConnectTimeout):  # every new connection hangs
+            main.get("/_sim/fault")
+    assert connect_outcome(sim.port) == "timeout"
+    with httpx.Client(base_url=sim.admin_url, timeout=5.0) as admin:
+        assert admin.get("/_sim/fault").json()["fault"]["kind"] == "no_accept"
+        stats = admin.get("/_sim/stats").json()
+        assert stats["by_outcome"] == {"no_accept": 1}
+        assert stats["fault"]["kind"] == "no_accept"
+        assert admin.delete("/_sim/fault").json() == {"fault": None}
+        assert httpx.get(sim.base_url + "/v1/models").status_code == 200
+        assert admin.post("/_sim/fault", json={"kind": "no_accept"}).status_code == 200
+        assert connect_outcome(sim.port) == "timeout"
+        assert admin.post("/_sim/fault", json={"kind": "no_accept", "rate": 0.5}).status_code \
+            == 400
+        assert admin.post("/_sim/reset").json() == {"ok": True}
+    assert httpx.get(sim.base_url + "/v1/models").status_code == 200
+
+
+def test_no_accept_switches_to_and_from_other_faults_on_the_same_port(sim, claude):
+    port = sim.port
+    sim.set_fault(Fault(FaultKind.NO_ACCEPT))
+    assert connect_outcome(port) == "timeout"
+    sim.set_fault(Fault(FaultKind.REFUSE))
+    assert connect_outcome(port) == "refused"
+    sim.set_fault(Fault(FaultKind.NO_ACCEPT))
+    assert connect_outcome(port) == "timeout"
+    sim.set_fault(Fault(FaultKind.HTTP_ERROR, status=503))  # the port is served again
+    with pytest.raises(anthropic.InternalServerError):
+        claude.messages.create(model="m", max_tokens=5, messages=USER)
+    sim.set_fault(Fault(FaultKind.NO_ACCEPT))
+    sim.set_fault(Fault(FaultKind.REFUSE))
+    sim.clear_faults()
+    assert sim.port == port
+    assert claude.messages.create(model="m", max_tokens=5, messages=USER).content
+
+
+def _sockets() -> set[str]:
+    return {target for fd in os.listdir("/proc/self/fd")
+            if (target := _readlink(f"/proc/self/fd/{fd}")).startswith("socket:")}
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # the fd listdir itself used, already closed
+        return ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_a_server_born_silent_opens_when_cleared_and_stop_thread_closes_everything():
+    before = _sockets()
+    server = SimulatorServer("born-silent", token_delay_s=0.0)
+    server.set_fault(Fault(FaultKind.NO_ACCEPT))
+    server.start_in_thread()
+    try:
+        assert server.port != 0
+        assert connect_outcome(server.port) == "timeout"
+        server.clear_faults()
+        assert httpx.get(server.base_url + "/v1/models").status_code == 200
+        server.set_fault(Fault(FaultKind.NO_ACCEPT))
+        assert connect_outcome(server.port) == "timeout"
+    finally:
+        server.stop_thread()
+    assert connect_outcome(server.port) == "refused"  # the silent listener is gone too
+    assert not any(t.name == "simulator-born-silent" for t in threading.enumerate())
+    assert _sockets() == before  # listeners, fillers, loop: nothing leaked
+
+
+@pytest.mark.parametrize("settled", [True, False], ids=["silent", "going-silent"])
+def test_async_stop_while_no_accept_closes_the_port(settled):
+    async def scenario() -> tuple[int, set]:
+        server = SimulatorServer("silent-async", token_delay_s=0.0)
+        await server.start()
+        if settled:  # the admin API answers once the port is silent
+            async with httpx.AsyncClient(base_url=server.admin_url) as admin:
+                assert (await admin.post("/_sim/fault", json={"kind": "no_accept"})).is_success
+        else:  # on the loop: the port goes silent on a later turn, which stop() pre-empts
+            server.set_fault(Fault(FaultKind.NO_ACCEPT))
+        await server.stop()
+        leftovers = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+        return server.port, leftovers
+
+    port, leftovers = asyncio.run(scenario())
+    assert leftovers == set()
+    assert connect_outcome(port) == "refused"
 
 
 def test_reset_aborts_the_connection_for_both_apis(sim, claude, gpt):
@@ -498,6 +635,11 @@ def test_fault_round_trips_through_json():
     assert Fault.from_dict(json.loads(json.dumps(fault.to_dict()))) == fault
     with pytest.raises(ValueError):
         Fault.from_dict({"kind": "refuse", "models": ["a"]})
+    assert Fault.from_dict({"kind": "no_accept"}) == Fault(FaultKind.NO_ACCEPT)
+    for field, value in (("models", ["a"]), ("formats", ["openai"]), ("rate", 0.5),
+                         ("ramp_to", 1.0)):
+        with pytest.raises(ValueError):
+            Fault.from_dict({"kind": "no_accept", field: value})
     with pytest.raises(ValueError):
         Fault(FaultKind.HTTP_ERROR, rate=1.5)
     with pytest.raises(ValueError):

@@ -68,6 +68,18 @@ async def _translate_errors(target: str, phase: str) -> AsyncIterator[None]:
         raise _translated(e, target, phase) from None
 
 
+async def _read_body(resp: aiohttp.ClientResponse, idle: float) -> bytes:
+    """A JSON answer's body, where headers followed by silence longer than ``idle`` is a
+    stall (IDLE_TIMEOUT), not a slow answer: a healthy server sends the body with its headers."""
+    chunks: list[bytes] = []
+    while True:
+        async with asyncio.timeout(idle):
+            chunk = await resp.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 class HttpStream:
     """An open upstream SSE response, read frame by frame under an idle timeout."""
 
@@ -221,7 +233,7 @@ class HttpProvider:
                         self.base_url + self.chat_path, data=call.body,
                         headers=self._headers(call.headers))
                     if resp.status == 200:
-                        body = await resp.read()
+                        body = await _read_body(resp, call.timeouts.idle)
             except BaseException as e:
                 if resp is not None:
                     resp.close()  # a half-read body: this connection cannot be reused

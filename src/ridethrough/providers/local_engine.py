@@ -164,6 +164,12 @@ class LocalEngine:
                 f"the prompt has {len(prompt)} tokens; the local context window is {self.n_ctx}")
         limit = min(params.max_tokens or room, room)
         stops = tuple(s.encode("utf-8") for s in params.stop + self._template_stops if s)
+        if params.seed is not None:
+            # A seed promises the same text for the same request. llama.cpp reuses the KV cache
+            # of a prompt's common prefix with the previous one, and a prefix evaluated in a
+            # different batch shape gives slightly different logits on some kernels (AVX2: seen
+            # in `make kernel-check`), which sampling turns into other words. Evaluate afresh.
+            llm.reset()
         llm.set_seed(params.seed if params.seed is not None else random.randrange(2**32))
 
         completion: list[int] = []

@@ -1,9 +1,15 @@
 """Circuit breakers, one per target, so a dead target is skipped in microseconds.
 
-Closed → open on N consecutive failures or an error rate over a sliding window; open →
-half-open after a cool-down that doubles on each failed probe; half-open lets exactly one
-probe request through; its success closes the breaker. Operators can force a target down
-(drain) or up, and some error classes hold a target down for longer (bad key, no quota).
+Closed → open on N consecutive failures, an error rate over a sliding window, or a rate of
+*slow* calls over the last few outcomes (timeouts, lost hedges, answers far past the learned
+p99: resilience4j's slowCallRateThreshold), so a freezing target is skipped after a handful of
+requests instead of after five full timeouts. Open → half-open after a cool-down; half-open
+lets exactly one probe request through (a real request, which fails over invisibly); its
+success closes the breaker. The cool-down doubles only when the probe failed *slowly*: a
+probe refused in a millisecond costs nothing, so the target is asked again after the base
+cool-down and a recovered provider gets its traffic back within ``cooldown_s``. Operators
+can force a target down (drain) or up, and some error classes hold a target down for
+longer (bad key, no quota).
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ class Breaker:
     hold_reason: str = ""
     last_error: str = ""
     opened_count: int = 0
+    opened_reason: str = ""
     _window: deque[tuple[float, bool]] = field(default_factory=deque)
+    _slow: deque[bool] = field(default_factory=deque)   # the last slow_call_window outcomes
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -85,25 +93,46 @@ class Breaker:
     # timeout, a long stream) and must not close it, re-open it or free the probe slot.
     # ``None`` (a forced attempt, an operator probe) counts as the probe.
 
-    def record_success(self, claim: Claim | None = None) -> None:
+    def record_success(self, claim: Claim | None = None, *, slow: bool = False) -> None:
         self._push(False)
+        self._push_slow(slow)
         self.consecutive_failures = 0
+        if _decides(claim) and self.state is not State.CLOSED:
+            self.state = State.CLOSED  # the probe answered, even if slowly
+            self.cooldown = 0.0
+        elif self.state is State.CLOSED and slow and self._too_slow():
+            self._open(self.clock(), self.cfg.cooldown_s, "slow_calls")
         if _decides(claim):
-            if self.state is not State.CLOSED:
-                self.state = State.CLOSED
-                self.cooldown = 0.0
             self.probe_in_flight = False
 
-    def record_failure(self, error: str = "", claim: Claim | None = None) -> None:
+    def record_failure(self, error: str = "", claim: Claim | None = None, *,
+                       slow: bool = False) -> None:
+        """``slow``: the attempt timed out (or otherwise spent long), rather than being
+        refused or erroring at once."""
         now = self.clock()
         self._push(True)
+        self._push_slow(slow)
         self.consecutive_failures += 1
         self.last_error = error
         if self.state is State.HALF_OPEN:
             if _decides(claim):
-                self._open(now, min(self.cooldown * 2, self.cfg.max_cooldown_s))
+                self._reopen(now, slow, error)
         elif self.state is State.CLOSED and self._should_open():
-            self._open(now, self.cfg.cooldown_s)
+            self._open(now, self.cfg.cooldown_s, error)
+        elif self.state is State.CLOSED and slow and self._too_slow():
+            self._open(now, self.cfg.cooldown_s, "slow_calls")
+        if _decides(claim):
+            self.probe_in_flight = False
+
+    def record_hedge_lost(self, claim: Claim | None = None) -> None:
+        """A backup request to another target answered first: this attempt was past the
+        target's usual latency. A slow call, not a failure (nothing failed, it was late)."""
+        self._push_slow(True)
+        if self.state is State.HALF_OPEN:
+            if _decides(claim):
+                self._reopen(self.clock(), True, "hedge_lost")
+        elif self.state is State.CLOSED and self._too_slow():
+            self._open(self.clock(), self.cfg.cooldown_s, "slow_calls")
         if _decides(claim):
             self.probe_in_flight = False
 
@@ -115,6 +144,21 @@ class Breaker:
     def hold_down(self, seconds: float, reason: str) -> None:
         self.held_until = max(self.held_until, self.clock() + seconds)
         self.hold_reason = reason
+
+    def _push_slow(self, slow: bool) -> None:
+        w = self._slow
+        w.append(slow)
+        while len(w) > self.cfg.slow_call_window:
+            w.popleft()
+
+    def _too_slow(self) -> bool:
+        n = len(self._slow)
+        return n >= self.cfg.slow_call_min and sum(self._slow) / n >= self.cfg.slow_call_rate
+
+    def _reopen(self, now: float, slow: bool, reason: str) -> None:
+        """A failed probe: back to open. Only a slow failure doubles the cool-down."""
+        cooldown = min(self.cooldown * 2, self.cfg.max_cooldown_s) if slow else self.cfg.cooldown_s
+        self._open(now, max(cooldown, self.cfg.cooldown_s), reason)
 
     def _push(self, failed: bool) -> None:
         now = self.clock()
@@ -133,8 +177,9 @@ class Breaker:
         failures = sum(1 for _, f in self._window if f)
         return failures / n >= self.cfg.error_rate
 
-    def _open(self, now: float, cooldown: float) -> None:
+    def _open(self, now: float, cooldown: float, reason: str = "") -> None:
         self.state = State.OPEN
+        self.opened_reason = reason
         self.opened_at = now
         self.cooldown = cooldown
         self.retry_at = now + cooldown
@@ -153,6 +198,8 @@ class Breaker:
             "consecutive_failures": self.consecutive_failures,
             "window_requests": n,
             "window_error_rate": round(failures / n, 3) if n else 0.0,
+            "slow_call_rate": round(sum(self._slow) / len(self._slow), 3) if self._slow else 0.0,
+            "opened_reason": self.opened_reason or None,
             "retry_in_s": round(max(0.0, self.retry_at - now), 2) if self.state is State.OPEN else None,
             "held_for_s": round(self.held_until - now, 1) if self.held_until > now else None,
             "hold_reason": self.hold_reason if self.held_until > now else None,

@@ -1,7 +1,11 @@
-"""The executor: one attempt at a time under one deadline, until a target answers.
+"""The executor: attempts under one deadline, until a target answers.
 
 For each planned target it claims the breaker, prepares the call (passthrough or
-translation), and sends it. JSON answers are validated before they count as success.
+translation), and sends it under timeouts learned from the target's own latency
+(routing/timeouts.py), leaving enough of the deadline for the targets after it. An attempt
+still short of its commit point past the target's hedge delay gets a backup request to the
+next available target, in parallel; the first to commit wins and the other is cancelled.
+JSON answers are validated before they count as success.
 Streams are read up to the commit point — the first content event — so every failure
 before it (HTTP error, reset, stall, in-band error, truncation) is a silent failover. After
 commit, a failure becomes an in-band error event in the client's format and is recorded as
@@ -21,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from ridethrough.config import RetryConfig
+from ridethrough.config import AdaptiveTimeoutConfig, HedgeConfig, RetryConfig
 from ridethrough.errors import (
     ACTIONS,
     AllAttemptsFailed,
@@ -31,12 +35,15 @@ from ridethrough.errors import (
 )
 from ridethrough.providers.base import UpstreamStream
 from ridethrough.providers.http import redact_text
-from ridethrough.routing.breaker import BreakerBoard, Claim
+from ridethrough.routing.breaker import Breaker, BreakerBoard, Claim
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep
+from ridethrough.routing.deadline import Deadline
+from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Plan, Target
 from ridethrough.routing.relay import StreamRelay, in_band_error_frame
 from ridethrough.routing.request import InboundRequest, PreparedCall, prepare_call
+from ridethrough.routing.timeouts import CallShape, TimeoutPolicy
 
 log = logging.getLogger("ridethrough.executor")
 
@@ -73,110 +80,278 @@ class StreamResult:
             self.release()
 
 
+@dataclass(slots=True, eq=False)
+class _Attempt:
+    """One target being tried (its retries included), as the hedge race sees it."""
+
+    target: Target
+    started: float
+    hedge: bool = False                 # started as a backup while another was running
+    hedge_at: float | None = None       # when to start a backup for it (None: never/already)
+    lost: bool = False                  # another attempt won the race: it is being cancelled
+    claim: Claim | None = None          # its current breaker claim, for the loser's record
+    t0: float = 0.0                     # when its current try started
+
+
 class Executor:
     def __init__(self, board: BreakerBoard, budget: RetryBudget, retry: RetryConfig,
-                 clock: Clock, sleep: Sleep, rng: random.Random | None = None) -> None:
+                 clock: Clock, sleep: Sleep, rng: random.Random | None = None, *,
+                 policy: TimeoutPolicy | None = None, hedge_budget: RetryBudget | None = None,
+                 slow_call_factor: float = 3.0) -> None:
         self.board = board
         self.budget = budget
         self.retry = retry
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        # Without a policy (unit tests of other decisions): configured timeouts, no hedging.
+        self.policy = policy or TimeoutPolicy(
+            LatencyModel(clock), AdaptiveTimeoutConfig(enabled=False), HedgeConfig(enabled=False))
+        self.latency = self.policy.model
+        self.hedge_budget = hedge_budget or RetryBudget(0.05, 0.1, clock, cap=20.0)
+        self.slow_call_factor = slow_call_factor
+        self.hedge_stats = {"started": 0, "won": 0, "budget_refused": 0}
         # Targets that rejected the ``stream_options`` we add to learn a stream's usage (some
         # OpenAI-compatible servers refuse unknown fields): we stop adding it there.
         self.no_stream_options: set[str] = set()
 
     async def run(self, req: InboundRequest, plan: Plan) -> JsonResult | StreamResult:
+        """Try the plan's targets in order until one commits. While an attempt has not
+        committed past its target's hedge delay, the next available target is started in
+        parallel (budget permitting); the first to commit wins and the others are cancelled."""
         req.attempts.extend(plan.skipped)
-        candidates = plan.candidates
-        for i, target in enumerate(candidates):
-            others_left = i < len(candidates) - 1
-            breaker = self.board.get(target.key)
-            tries = 0
-            waited_retry_after = False
-            without_usage = target.key in self.no_stream_options
+        pending = list(plan.candidates)
+        shape = CallShape(req.stream, req.features.max_output_tokens or None)
+        hedging = not plan.forced and req.route.hedge
+        running: dict[asyncio.Future[Any], _Attempt] = {}
+        timer: asyncio.Future[None] | None = None
+        try:
             while True:
-                if req.deadline.expired:
-                    req.attempts.append(AttemptRecord(target.key, "skipped:deadline"))
-                    raise AllAttemptsFailed("the request's deadline passed", req.attempts)
-                claim = None if plan.forced else breaker.acquire()
-                if not plan.forced and not claim:
-                    req.attempts.append(AttemptRecord(target.key, f"skipped:{breaker.availability()}"))
-                    break
-                tries += 1
-                t0 = self.clock()
-                prepared: PreparedCall | None = None
+                if not running:
+                    if not pending:
+                        raise AllAttemptsFailed("every target of the route failed", req.attempts)
+                    attempt = _Attempt(pending.pop(0), self.clock())
+                    delay = self.policy.hedge_delay(attempt.target.key, shape) \
+                        if hedging and self._next_available(pending) is not None else None
+                    if delay is None:
+                        # Nothing to race against: run it inline (no task, no timer).
+                        result = await self._serve_from(req, plan, attempt, pending, running)
+                        if result is not None:
+                            return result
+                        continue
+                    attempt.hedge_at = attempt.started + delay
+                    running[asyncio.ensure_future(
+                        self._serve_from(req, plan, attempt, pending, running))] = attempt
+                waits: set[asyncio.Future[Any]] = set(running)
+                due = [a.hedge_at for a in running.values() if a.hedge_at is not None]
+                if due and timer is None:
+                    timer = asyncio.ensure_future(self.sleep(max(0.0, min(due) - self.clock())))
+                if timer is not None:
+                    waits.add(timer)
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finished = [t for t in done if t is not timer]
+                for task in finished:
+                    attempt = running.pop(task)
+                    result = task.result()  # a client error or the deadline propagate from here
+                    if result is not None:
+                        await self._cancel_losers(running)
+                        if attempt.hedge:
+                            self.hedge_stats["won"] += 1
+                        return result
+                if timer is not None and timer in done:
+                    timer = None
+                    self._maybe_hedge(req, plan, pending, running, shape)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if running:
+                await self._cancel_losers(running, lost=False)
+
+    def _next_available(self, pending: list[Target]) -> Target | None:
+        return next((t for t in pending if self.board.get(t.key).availability() is None), None)
+
+    def _maybe_hedge(self, req: InboundRequest, plan: Plan, pending: list[Target],
+                     running: dict[asyncio.Future[Any], _Attempt], shape: CallShape) -> None:
+        now = self.clock()
+        for a in running.values():
+            if a.hedge_at is not None and a.hedge_at <= now:
+                a.hedge_at = None  # one backup per attempt
+        nxt = self._next_available(pending)
+        if nxt is None:
+            return
+        if not self.hedge_budget.try_spend():
+            self.hedge_stats["budget_refused"] += 1
+            return
+        pending.remove(nxt)
+        self.hedge_stats["started"] += 1
+        backup = _Attempt(nxt, now, hedge=True)
+        # A backup may itself be hedged by the target after it, once past its own delay.
+        delay = self.policy.hedge_delay(nxt.key, shape) \
+            if self._next_available(pending) is not None else None
+        backup.hedge_at = now + delay if delay is not None else None
+        running[asyncio.ensure_future(self._serve_from(req, plan, backup, pending, running))] = backup
+
+    async def _cancel_losers(self, running: dict[asyncio.Future[Any], _Attempt], *,
+                             lost: bool = True) -> None:
+        """Cancel every other attempt at once (its connection is closed). ``lost``: it lost
+        a hedge race (recorded as ``hedge_lost``, a slow call, never a failure)."""
+        for task, attempt in running.items():
+            attempt.lost = lost
+            task.cancel()
+        results = await asyncio.gather(*running, return_exceptions=True)
+        for result in results:
+            if isinstance(result, StreamResult):  # committed in the same instant: close it
+                await result.close()
+        running.clear()
+
+    async def _serve_from(self, req: InboundRequest, plan: Plan, attempt: _Attempt,
+                          pending: list[Target],
+                          running: dict[asyncio.Future[Any], _Attempt]) -> JsonResult | StreamResult | None:
+        """Every try at one target (retries included). The result, or None once it gave up
+        (its attempts are recorded). A client error or an expired deadline raise."""
+        target = attempt.target
+        shape = CallShape(req.stream, req.features.max_output_tokens or None)
+        breaker = self.board.get(target.key)
+        tries = 0
+        waited_retry_after = False
+        without_usage = target.key in self.no_stream_options
+        while True:
+            if req.deadline.expired:
+                req.attempts.append(AttemptRecord(target.key, "skipped:deadline"))
+                raise AllAttemptsFailed("the request's deadline passed", req.attempts)
+            claim = None if plan.forced else breaker.acquire()
+            if not plan.forced and not claim:
+                req.attempts.append(AttemptRecord(target.key, f"skipped:{breaker.availability()}"))
+                return None
+            tries += 1
+            t0 = attempt.t0 = self.clock()
+            attempt.claim = claim
+            timeouts = self.policy.for_attempt(target.key, target.timeouts, shape)
+            granted = self._attempt_budget(req, target, shape, pending, running, attempt)
+            prepared: PreparedCall | None = None
+            try:
                 try:
-                    try:
-                        prepared = prepare_call(req, target, inject_usage=not without_usage)
-                        if req.stream:
-                            result: JsonResult | StreamResult = await self._stream(
-                                req, target, prepared, t0, claim)
-                        else:
-                            result = await self._json(req, target, prepared)
-                    except (UpstreamError, asyncio.CancelledError):
-                        raise
-                    except Exception as unexpected:
-                        # An upstream answer our parsing or translation choked on is that
-                        # target's failure, not a 500 for the client.
-                        log.exception("unexpected error serving from %s", target.key)
-                        raise UpstreamError(ErrorClass.MALFORMED,
-                                            f"could not process the answer: {type(unexpected).__name__}",
-                                            target=target.key) from None
-                except UpstreamError as e:
-                    if _rejected_stream_options(e, prepared):
-                        # Our addition may be what was refused: ask again without it (the
-                        # loop cannot repeat: the next call omits the field). Not a try of
-                        # its own; the target is remembered only if the call then succeeds
-                        # (a body echoing the request names the field whatever was wrong).
-                        without_usage = True
-                        tries -= 1
-                        breaker.release(claim)
-                        continue
-                    err = self._reclassify(e, prepared)
-                    self._record_failure(req, target, err, t0, prepared)
-                    action = ACTIONS[err.error_class]
-                    if err.error_class is ErrorClass.CLIENT:
-                        breaker.release(claim)
-                        raise err from None  # the caller's own error, as the target sent it
-                    if action.counts_for_breaker and not _deadline_spent(err, req):
-                        breaker.record_failure(err.error_class.value, claim)
+                    prepared = prepare_call(req, target, inject_usage=not without_usage)
+                    prepared.call.timeouts = timeouts
+                    prepared.call.deadline = Deadline(self.clock, t0 + granted)
+                    if req.stream:
+                        result: JsonResult | StreamResult = await self._stream(
+                            req, target, prepared, t0, claim, shape)
                     else:
-                        breaker.release(claim)
-                    if action.hold_down_s:
-                        breaker.hold_down(action.hold_down_s, err.error_class.value)
-                    if action.retry_same and tries <= self.retry.same_target_retries:
-                        backoff = self.retry.backoff_s * (0.5 + self.rng.random())
-                        if req.deadline.remaining() > backoff + 1.0 and self.budget.try_spend():
-                            await self.sleep(backoff)
-                            if not plan.forced and breaker.availability() is not None:
-                                break
-                            continue
-                    if (err.error_class is ErrorClass.RATE_LIMITED and not others_left
-                            and not waited_retry_after and err.retry_after is not None
-                            and err.retry_after <= self.retry.max_retry_after_wait_s
-                            and err.retry_after + 1.0 < req.deadline.remaining()
-                            and self.budget.try_spend()):
-                        waited_retry_after = True
-                        await self.sleep(err.retry_after)
-                        continue
-                    break
-                except BaseException:
-                    breaker.release(claim)
+                        result = await self._json(req, target, prepared)
+                        elapsed = self.clock() - t0
+                        slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
+                        self.latency.observe(target.key, shape.commit_phase, elapsed)
+                except (UpstreamError, asyncio.CancelledError):
                     raise
+                except Exception as unexpected:
+                    # An upstream answer our parsing or translation choked on is that
+                    # target's failure, not a 500 for the client.
+                    log.exception("unexpected error serving from %s", target.key)
+                    raise UpstreamError(ErrorClass.MALFORMED,
+                                        f"could not process the answer: {type(unexpected).__name__}",
+                                        target=target.key) from None
+            except UpstreamError as e:
+                if _rejected_stream_options(e, prepared):
+                    # Our addition may be what was refused: ask again without it (the
+                    # loop cannot repeat: the next call omits the field). Not a try of
+                    # its own; the target is remembered only if the call then succeeds
+                    # (a body echoing the request names the field whatever was wrong).
+                    without_usage = True
+                    tries -= 1
+                    breaker.release(claim)
+                    continue
+                err = self._reclassify(e, prepared)
+                self._record_failure(req, target, err, t0, prepared)
+                action = ACTIONS[err.error_class]
+                if err.error_class is ErrorClass.CLIENT:
+                    breaker.release(claim)
+                    raise err from None  # the caller's own error, as the target sent it
+                timed_out = err.error_class in _TIME_CLASSES
+                if action.counts_for_breaker and (
+                        not timed_out or self._had_a_fair_chance(target, shape, granted)):
+                    breaker.record_failure(err.error_class.value, claim, slow=timed_out)
                 else:
-                    if not req.stream:
-                        breaker.record_success(claim)
-                    if without_usage and target.key not in self.no_stream_options:
-                        log.warning("%s refuses stream_options; its streams go without usage "
-                                    "counts from now on", target.key)
-                        self.no_stream_options.add(target.key)
-                    req.attempts.append(AttemptRecord(
-                        target.key, "ok", (self.clock() - t0) * 1000,
-                        upstream_request_id=result.upstream_request_id,
-                        dropped=prepared.dropped if prepared else ()))
-                    return result
-        raise AllAttemptsFailed("every target of the route failed", req.attempts)
+                    breaker.release(claim)
+                if action.hold_down_s:
+                    breaker.hold_down(action.hold_down_s, err.error_class.value)
+                others_left = self._next_available(pending) is not None or len(running) > 1
+                if err.error_class is ErrorClass.RATE_LIMITED and others_left:
+                    self._hold_rate_limited(breaker, err)
+                if action.retry_same and tries <= self.retry.same_target_retries:
+                    backoff = self.retry.backoff_s * (0.5 + self.rng.random())
+                    if req.deadline.remaining() > backoff + 1.0 and self.budget.try_spend():
+                        await self.sleep(backoff)
+                        if not plan.forced and breaker.availability() is not None:
+                            return None
+                        continue
+                if (err.error_class is ErrorClass.RATE_LIMITED and not others_left
+                        and not waited_retry_after and err.retry_after is not None
+                        and err.retry_after <= self.retry.max_retry_after_wait_s
+                        and err.retry_after + 1.0 < req.deadline.remaining()
+                        and self.budget.try_spend()):
+                    waited_retry_after = True
+                    await self.sleep(err.retry_after)
+                    continue
+                return None
+            except asyncio.CancelledError:
+                if attempt.lost:
+                    req.attempts.append(AttemptRecord(target.key, "hedge_lost",
+                                                      (self.clock() - t0) * 1000, hedge=attempt.hedge))
+                    breaker.record_hedge_lost(claim)
+                else:
+                    breaker.release(claim)
+                raise
+            except BaseException:
+                breaker.release(claim)
+                raise
+            else:
+                if not req.stream:
+                    breaker.record_success(claim, slow=slow)
+                if without_usage and target.key not in self.no_stream_options:
+                    log.warning("%s refuses stream_options; its streams go without usage "
+                                "counts from now on", target.key)
+                    self.no_stream_options.add(target.key)
+                req.attempts.append(AttemptRecord(
+                    target.key, "ok", (self.clock() - t0) * 1000,
+                    upstream_request_id=result.upstream_request_id,
+                    dropped=prepared.dropped if prepared else (), hedge=attempt.hedge))
+                return result
+
+    def _attempt_budget(self, req: InboundRequest, target: Target, shape: CallShape,
+                        pending: list[Target], running: dict[asyncio.Future[Any], _Attempt],
+                        attempt: _Attempt) -> float:
+        """This try's share of the deadline: all that is left if no other target could
+        answer after it, else what is left minus what the later targets need (at most
+        ``reserve_share`` of it), so a freeze never spends the time a failover needed."""
+        left = req.deadline.remaining()
+        later = [t for t in pending if self.board.get(t.key).availability() is None]
+        if not later:
+            return left
+        need = sum(self.policy.expected(t.key, t.timeouts, shape) for t in later)
+        return left - min(need, left * self.policy.cfg.reserve_share)
+
+    def _had_a_fair_chance(self, target: Target, shape: CallShape, granted: float) -> bool:
+        """A timeout is evidence against the target unless the time it was given was short
+        of what it normally needs (a client asking for 2 s from a target whose p99 is 5 s)."""
+        cfg = self.policy.cfg
+        p99 = self.latency.quantile(target.key, shape.commit_phase, 0.99)
+        if p99 is not None and cfg.enabled:
+            need = cfg.multiplier * p99
+        else:
+            need = cfg.floor_first_token_s if shape.stream else cfg.floor_complete_s
+        return granted >= need
+
+    def _hold_rate_limited(self, breaker: Breaker, err: UpstreamError) -> None:
+        """A 429 while other targets can answer: skip this one for a short, jittered while
+        (or its Retry-After), instead of asking it first on every call."""
+        bcfg = breaker.cfg
+        if err.retry_after is not None:
+            hold = min(err.retry_after, bcfg.rate_limit_max_hold_s)
+        else:
+            hold = bcfg.rate_limit_hold_s * (0.5 + self.rng.random())
+        if hold > 0:
+            breaker.hold_down(hold, ErrorClass.RATE_LIMITED.value)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -232,26 +407,30 @@ class Executor:
         return JsonResult(target, body, obj, resp.headers, resp.request_id, usage)
 
     async def _stream(self, req: InboundRequest, target: Target, prepared: PreparedCall,
-                      t0: float, claim: Claim | None = None) -> StreamResult:
+                      t0: float, claim: Claim | None = None,
+                      shape: CallShape | None = None) -> StreamResult:
         upstream = await target.provider.open_stream(prepared.call)
+        self.latency.observe(target.key, "headers", self.clock() - t0)
+        timeouts, deadline = prepared.call.timeouts, prepared.call.deadline
         relay = StreamRelay(
             target.format, req.format, model=target.model,
             client_include_usage=req.client_include_usage, strip_usage=prepared.strip_usage,
             accumulate=req.route.cache.mode != "off" and not req.no_store,
         )
         head: list[bytes] = []
-        first_token_at = t0 + target.timeouts.first_token
+        first_token_at = t0 + timeouts.first_token
         try:
             while not (relay.content_seen or relay.terminal_seen):
                 ft_left = first_token_at - self.clock()
-                timeout = min(target.timeouts.idle, ft_left, req.deadline.remaining())
+                timeout = min(timeouts.idle, ft_left, deadline.remaining())
                 if timeout <= 0:
                     raise UpstreamError(ErrorClass.FIRST_TOKEN_TIMEOUT, "no content in time",
                                         target=target.key)
                 try:
                     events = await upstream.read(timeout)
                 except UpstreamError as e:
-                    if e.error_class is ErrorClass.IDLE_TIMEOUT and ft_left <= target.timeouts.idle:
+                    if e.error_class is ErrorClass.IDLE_TIMEOUT and (
+                            ft_left <= timeouts.idle or timeout < timeouts.idle):
                         e.error_class = ErrorClass.FIRST_TOKEN_TIMEOUT
                     raise
                 if events is None:
@@ -264,18 +443,24 @@ class Executor:
             if isinstance(e, UpstreamError) and e.target is None:
                 e.target = target.key
             raise
+        elapsed = self.clock() - t0
+        if shape is not None:
+            result_slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
+        else:
+            result_slow = False
+        self.latency.observe(target.key, "first_token", elapsed)
         # Committed: from here on the client sees this target's answer. The breaker's verdict
         # waits for the stream's end: a stream that commits and then dies (an in-band error
         # after the first token) is a failure, and counting its commit as a success would
         # keep the breaker closed through exactly that kind of outage.
         result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay,
                               upstream, release=functools.partial(self.board.get(target.key).release, claim))
-        result.tail = self._tail(req, target, upstream, relay, result, claim)
+        result.tail = self._tail(req, target, upstream, relay, result, claim, slow=result_slow)
         return result
 
     async def _tail(self, req: InboundRequest, target: Target, upstream: UpstreamStream,
                     relay: StreamRelay, result: StreamResult,
-                    claim: Claim | None = None) -> AsyncIterator[bytes]:
+                    claim: Claim | None = None, *, slow: bool = False) -> AsyncIterator[bytes]:
         outcome = result.outcome
         try:
             while not relay.terminal_seen:
@@ -292,14 +477,14 @@ class Executor:
                         # the end of its stream must find the breaker already told.
                         frames = [*frames, *relay.finish()]
                         outcome["ok"] = True
-                        self.board.get(target.key).record_success(claim)
+                        self.board.get(target.key).record_success(claim, slow=slow)
                     for frame in frames:
                         yield frame
                     if relay.terminal_seen:
                         break
             if "ok" not in outcome:  # the terminal event came before commit, with the head
                 outcome["ok"] = True
-                self.board.get(target.key).record_success(claim)
+                self.board.get(target.key).record_success(claim, slow=slow)
                 for frame in relay.finish():
                     yield frame
         except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
@@ -334,12 +519,6 @@ def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) 
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})
-
-
-def _deadline_spent(err: UpstreamError, req: InboundRequest) -> bool:
-    """A timeout that fired because the *request's* deadline ran out says nothing about
-    the target (the client asked for less time than the target's own limits allow)."""
-    return err.error_class in _TIME_CLASSES and req.deadline.remaining() < 0.05
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -27,6 +27,7 @@ FORMATS = ("anthropic", "openai")
 class FaultKind(enum.StrEnum):
     HTTP_ERROR = "http_error"                  # a status with a provider-format error body
     REFUSE = "refuse"                          # listening socket closed: ECONNREFUSED
+    NO_ACCEPT = "no_accept"                    # port silent: connect() hangs, then times out
     RESET = "reset"                            # request read, then TCP RST, no response
     HANG_BEFORE_HEADERS = "hang_before_headers"  # accepted, never answered
     HANG_AFTER_HEADERS = "hang_after_headers"  # 200 + headers, then nothing
@@ -37,6 +38,10 @@ class FaultKind(enum.StrEnum):
     MALFORMED_JSON = "malformed_json"          # 200 with JSON that does not parse
     SLOW_TOKENS = "slow_tokens"                # correct answer, paced much slower
 
+
+# Faults that act on the listening port, not on requests: nothing to select on, and a
+# request that still arrives (on a connection opened before the fault) is reset.
+PORT_KINDS = frozenset({FaultKind.REFUSE, FaultKind.NO_ACCEPT})
 
 # Faults that fire before anything is written: they do not need a valid request.
 PRE_RESPONSE_KINDS = frozenset(
@@ -75,12 +80,13 @@ class Fault:
             unknown = sorted(set(self.formats) - set(FORMATS))
             if unknown:
                 raise ValueError(f"formats: unknown format(s) {unknown}; use {list(FORMATS)}")
-        if self.kind is FaultKind.REFUSE and (
+        if self.kind in PORT_KINDS and (
             self.models or self.formats or self.rate != 1.0 or self.ramp_to is not None
         ):
-            # The socket is closed before any request can be read, so there is nothing
-            # to select on: a refused port is all-or-nothing.
-            raise ValueError("refuse: models/formats/rate/ramp_to cannot apply to a closed port")
+            # The port fails before any request can be read, so there is nothing to
+            # select on: a refused or silent port is all-or-nothing.
+            raise ValueError(f"{self.kind}: models/formats/rate/ramp_to cannot apply to a "
+                             "port that takes no connections")
 
     def applies_to(self, model: str | None, fmt: str) -> bool:
         format_hit = self.formats is None or fmt in self.formats
@@ -147,11 +153,17 @@ class FaultSwitch:
         fault = self.current
         return fault is not None and fault.kind is FaultKind.REFUSE
 
+    @property
+    def port_fault(self) -> FaultKind | None:
+        """REFUSE or NO_ACCEPT when the port is down (either way), else None."""
+        fault = self.current
+        return fault.kind if fault is not None and fault.kind in PORT_KINDS else None
+
     def decide(self, model: str | None, fmt: str) -> Fault | None:
         """The fault that hits this request, or None for a healthy answer."""
         with self._lock:
             fault = self._fault
-            if fault is None or fault.kind is FaultKind.REFUSE:
+            if fault is None or fault.kind in PORT_KINDS:
                 return None
             if not fault.applies_to(model, fmt):
                 return None

@@ -7,7 +7,8 @@ errors inside a 200 stream. This server speaks both APIs byte-for-byte (see the
 runs, from any thread or over ``/_sim`` admin HTTP.
 
 The admin API is also served on a second port (``admin_url``) that stays open while
-the main port is refusing connections, so an out-of-process drill can end a REFUSE.
+the main port is refusing or ignoring connections, so an out-of-process drill can end a
+REFUSE or a NO_ACCEPT.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import asyncio
 import contextlib
 import signal
 import socket
+import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -40,6 +43,7 @@ DEFAULT_MODELS = [
     "gpt-4o", "gpt-4o-mini", "text-embedding-3-small",
 ]
 SHUTDOWN_TIMEOUT_S = 1.0  # how long stop() lets in-flight handlers finish
+LISTEN_BACKLOG = 256
 RECORDED_REQUESTS = 100
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +95,7 @@ class SimulatorServer:
         self._stopping: asyncio.Event | None = None
         self._delivery: Delivery | None = None
         self._sparing: object | None = None  # the admin connection a REFUSE must not drop
+        self._silence: _Silence | None = None  # the never-accepting port of a NO_ACCEPT
 
     # -- addresses ----------------------------------------------------------------------
 
@@ -122,13 +127,15 @@ class SimulatorServer:
         assert self._admin_runner.server is not None
         self._admin_listener = await self._loop.create_server(
             self._admin_runner.server, sock=admin_sock)
-        # Bind now even if a REFUSE is already set, so ``port`` is known (and stays fixed).
+        # Bind now even if a REFUSE (or NO_ACCEPT) is already set, so ``port`` is known
+        # (and stays fixed).
         sock = _listen_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        if self._faults.refusing:
-            sock.close()
-        else:
+        if self._faults.port_fault is None:
             await self._open_listener(sock)
+        else:
+            sock.close()
+            await self._reconcile_and_wait()
 
     async def stop(self) -> None:
         if self._runner is None or self._stopping is None:
@@ -142,6 +149,9 @@ class SimulatorServer:
             if listener is not None:
                 listener.close()
         self._listener = self._admin_listener = None
+        if self._silence is not None:
+            self._silence.close()
+            self._silence = None
         await self._runner.cleanup()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
@@ -195,7 +205,8 @@ class SimulatorServer:
 
     def set_fault(self, fault: Fault | None) -> None:
         """Switch the fault (None = healthy). Safe from any thread; when it returns, a
-        REFUSE has closed the port (or a cleared one has re-opened it on the same port)."""
+        REFUSE has closed the port, a NO_ACCEPT has silenced it (or a cleared one has
+        re-opened it on the same port)."""
         self._faults.set(fault)
         loop = self._loop
         if loop is None or self._runner is None or loop.is_closed():
@@ -223,46 +234,79 @@ class SimulatorServer:
         self.last_requests.clear()
 
     def _reconcile_listener(self) -> None:
-        """Make the listening socket match the fault: closed while REFUSE, else open."""
+        """Make the port match the fault: closed while REFUSE, silent (a listener that
+        never accepts, its queue full) while NO_ACCEPT, else open and served."""
         assert self._loop is not None and self._runner is not None
-        want_open = not self._faults.refusing and not (self._stopping and self._stopping.is_set())
-        if not want_open:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
-                # A dead provider has no live connections either: drop them all, in-flight
-                # ones included (like a crashed process), except the admin request that
-                # asked for this, so pooled clients cannot keep talking to a "down" port.
-                if self._runner.server is not None:
-                    for conn in self._runner.server.connections:
-                        if conn is not self._sparing:
-                            conn.force_close()
-            return
-        if self._listener is None and self._opening is None:
+        stopping = self._stopping is not None and self._stopping.is_set()
+        port_fault = self._faults.port_fault
+        want_open = port_fault is None and not stopping
+        want_silent = port_fault is FaultKind.NO_ACCEPT and not stopping
+        if not want_open and self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            # A dead provider has no live connections either: drop them all, in-flight
+            # ones included (like a crashed process), except the admin request that
+            # asked for this, so pooled clients cannot keep talking to a "down" port.
+            if self._runner.server is not None:
+                for conn in self._runner.server.connections:
+                    if conn is not self._sparing:
+                        conn.force_close()
+        if not want_silent and self._silence is not None:
+            self._silence.close()  # frees the port for the listener (or for nothing)
+            self._silence = None
+        if self._opening is not None:
+            return  # it reconciles again when it is done
+        if want_open and self._listener is None:
             self._opening = self._loop.create_task(self._open_listener())
+        elif want_silent and self._silence is None:
+            self._opening = self._loop.create_task(self._open_silence())
 
     async def _open_listener(self, sock: socket.socket | None = None) -> None:
         assert self._loop is not None and self._runner is not None
         try:
-            for attempt in range(50):  # the port may linger briefly after a REFUSE
-                if sock is not None:
-                    break
-                try:
-                    sock = _listen_socket(self.host, self.port)
-                except OSError:
-                    if attempt == 49:
-                        raise
-                    await asyncio.sleep(0.02)
-            assert sock is not None
+            if sock is None:
+                sock = await self._bind(LISTEN_BACKLOG)
             assert self._runner.server is not None
-            self._listener = await self._loop.create_server(self._runner.server, sock=sock)
+            try:
+                self._listener = await self._loop.create_server(self._runner.server, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
         finally:
             self._opening = None
         self._reconcile_listener()  # a REFUSE may have arrived while we were opening
 
+    async def _open_silence(self) -> None:
+        assert self._loop is not None
+        try:
+            silence = _Silence(await self._bind(_Silence.BACKLOG))
+            try:
+                await silence.fill(self._loop, self.host, self.port)
+            except BaseException:
+                silence.close()
+                raise
+            self._silence = silence
+        finally:
+            self._opening = None
+        self._reconcile_listener()  # the fault may have changed while we were filling
+
+    async def _bind(self, backlog: int) -> socket.socket:
+        for attempt in range(50):  # the port may linger briefly after it was closed
+            try:
+                return _listen_socket(self.host, self.port, backlog)
+            except OSError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.02)
+        raise AssertionError("unreachable")
+
     async def _reconcile_and_wait(self) -> None:
         self._reconcile_listener()
-        if self._opening is not None:
+        await self._settled()
+
+    async def _settled(self) -> None:
+        """Wait until the port matches the fault (one opening may lead to another)."""
+        while self._opening is not None:
             await asyncio.shield(self._opening)
 
     # -- apps -----------------------------------------------------------------------------
@@ -314,8 +358,9 @@ class SimulatorServer:
         request_id = wire.new_request_id()
         self._served += 1
 
-        if self._faults.refusing:  # a request on a connection opened before the port closed
-            self.stats.record_outcome(str(FaultKind.REFUSE))
+        port_fault = self._faults.port_fault
+        if port_fault is not None:  # a request on a connection opened before the port went
+            self.stats.record_outcome(str(port_fault))  # down (REFUSE or NO_ACCEPT)
             return await delivery.reset(request)
 
         fault = self._faults.decide(model, wire.format)
@@ -398,14 +443,12 @@ class SimulatorServer:
             self.set_fault(fault)
         finally:
             self._sparing = None
-        if self._opening is not None:
-            await asyncio.shield(self._opening)
+        await self._settled()
         return json_response({"fault": fault.to_dict()}, status=200, headers={})
 
     async def _admin_clear_fault(self, request: web.Request) -> web.Response:
         self.clear_faults()
-        if self._opening is not None:
-            await asyncio.shield(self._opening)
+        await self._settled()
         return json_response({"fault": None}, status=200, headers={})
 
     async def _admin_get_fault(self, request: web.Request) -> web.Response:
@@ -420,8 +463,7 @@ class SimulatorServer:
 
     async def _admin_reset(self, request: web.Request) -> web.Response:
         self.reset()
-        if self._opening is not None:
-            await asyncio.shield(self._opening)
+        await self._settled()
         return json_response({"ok": True}, status=200, headers={})
 
 
@@ -492,13 +534,13 @@ def _peek_model(body: bytes) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def _listen_socket(host: str, port: int) -> socket.socket:
+def _listen_socket(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(256)
+        sock.listen(backlog)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -508,3 +550,73 @@ def _listen_socket(host: str, port: int) -> socket.socket:
 
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+class _Silence:
+    """The port of a provider that stopped answering: a listener nobody accepts from,
+    its accept queue filled by connections of its own. The kernel drops every further
+    SYN, so a client's connect() retransmits until its own connect timeout ("Connection
+    timed out", where a closed port answers ECONNREFUSED at once)."""
+
+    BACKLOG = 1  # not 0: with 0, Linux also counts the SYN queue as full and sends cookies
+    MAX_FILLERS = 4
+    FILLER_CONNECT_TIMEOUT_S = 1.0  # a loopback handshake takes microseconds
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fillers: list[socket.socket] = []
+
+    async def fill(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> None:
+        """Connect to the listener until its accept queue is full (Linux tells; elsewhere
+        BACKLOG + 1 connections are taken to fill it)."""
+        target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        family = socket.AF_INET6 if ":" in target else socket.AF_INET
+        while True:
+            full = _accept_queue_full(self.sock)
+            if full or (full is None and len(self.fillers) > self.BACKLOG):
+                return
+            if len(self.fillers) >= self.MAX_FILLERS:
+                raise RuntimeError(f"no_accept: the accept queue of port {port} did not fill")
+            filler = socket.socket(family, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            self.fillers.append(filler)
+            try:
+                await asyncio.wait_for(loop.sock_connect(filler, (target, port)),
+                                       self.FILLER_CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                # The queue filled up under us (the previous filler's handshake landed
+                # late, or a client raced in): this filler's SYN was dropped, as intended.
+                filler.close()
+                self.fillers.remove(filler)
+                if _accept_queue_full(self.sock) is False:
+                    raise
+                return
+
+    def close(self) -> None:
+        for filler in self.fillers:
+            filler.close()
+        self.fillers.clear()
+        self.sock.close()  # the queued connections go with it (reset)
+
+
+# struct tcp_info (linux/tcp.h) opens with eight one-byte fields, then __u32 rto, ato,
+# snd_mss, rcv_mss, unacked, sacked. For a listening socket the kernel reports the accept
+# queue's length in tcpi_unacked and its limit (the backlog) in tcpi_sacked.
+_TCPI_LISTEN_QUEUE = struct.Struct("=II")
+_TCPI_LISTEN_QUEUE_OFFSET = 24
+
+
+def _accept_queue_full(sock: socket.socket) -> bool | None:
+    """Whether a listener's accept queue is full (new SYNs dropped); None if unknown."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, tcp_info,
+                              _TCPI_LISTEN_QUEUE_OFFSET + _TCPI_LISTEN_QUEUE.size)
+    except OSError:
+        return None
+    if len(raw) < _TCPI_LISTEN_QUEUE_OFFSET + _TCPI_LISTEN_QUEUE.size:
+        return None
+    queued, limit = _TCPI_LISTEN_QUEUE.unpack_from(raw, _TCPI_LISTEN_QUEUE_OFFSET)
+    return queued > limit

@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -62,7 +63,7 @@ class SqliteStore:
                 try:
                     conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
                     if not self.in_memory:
-                        conn.execute("PRAGMA journal_mode = WAL")
+                        self._enable_wal(conn)
                     applied = migrate(conn)
                 except BaseException:
                     conn.close()
@@ -73,6 +74,22 @@ class SqliteStore:
                 log.info("store %s: applied migrations %s", self.path, ", ".join(applied))
             self._conn = conn
             self._identity = self._stat()
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switching a new file to WAL takes an exclusive lock, and SQLite answers "database
+        is locked" at once — without its busy handler — while another process opening the
+        same new file holds one. Retry within the busy timeout, as the busy handler would."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        pause = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,151 @@
+"""What each target's latency normally is, learned from passive traffic.
+
+Adaptive timeouts, hedging and the slow-call breaker all ask one question: "how long does
+this target usually take for this kind of call?" The answer is a rolling quantile per target
+and *phase*:
+
+- ``headers``      a stream's time to response headers (the provider accepted the call);
+- ``first_token``  a stream's time to its first content event (the commit point);
+- ``complete:<b>`` a JSON call's time to the whole answer, bucketed by the ``max_tokens`` the
+  request asked for — a 4,000-token answer legitimately takes 40× a 100-token one, so one
+  quantile for both would either cut long answers or wait forever on short ones.
+
+Quantiles come from DDSketch (relative-error sketches, mergeable, a few hundred bytes each):
+no samples are kept, and slices of time merge exactly. The window is rolling: one sketch per
+``slice_s`` seconds, the last ``slices`` of them merged on read, so what a provider did an hour
+ago does not hide what it does now. Reads are cached for ``read_cache_s`` because they sit on
+the request path (a merge + quantile is ~10–50 µs; a cached read is a dict lookup).
+Only successful observations are recorded: a timeout says "at least this long", and feeding it
+in would teach the model that freezes are normal.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddsketch import DDSketch
+
+from ridethrough.routing.clock import Clock
+
+# Upper bounds of the max_tokens buckets for JSON completion time; above the last: "long".
+OUTPUT_BUCKETS = (256, 1024, 4096)
+PHASES = ("headers", "first_token", "complete")
+
+
+def output_bucket(max_tokens: int | None) -> str:
+    """``complete:le256`` … ``complete:long``: the JSON phase for a requested output size.
+
+    An OpenAI request that names no limit is put with the longest answers (it may produce them).
+    """
+    if max_tokens and max_tokens > 0:
+        for bound in OUTPUT_BUCKETS:
+            if max_tokens <= bound:
+                return f"complete:le{bound}"
+    return "complete:long"
+
+
+def _sketch() -> DDSketch:
+    return DDSketch(relative_accuracy=0.01)
+
+
+@dataclass(slots=True)
+class _Series:
+    """One (target, phase): a ring of per-slice sketches, newest last."""
+
+    slices: deque[tuple[int, DDSketch]] = field(default_factory=deque)
+    cached_at: float = float("-inf")
+    cached: dict[float, float | None] = field(default_factory=dict)
+    cached_count: int = 0
+
+
+class LatencyModel:
+    """Rolling latency quantiles per target and phase, on an injected clock."""
+
+    def __init__(self, clock: Clock, *, slice_s: float = 60.0, slices: int = 10,
+                 min_samples: int = 20, read_cache_s: float = 1.0) -> None:
+        self.clock = clock
+        self.slice_s = slice_s
+        self.max_slices = slices
+        self.min_samples = min_samples
+        self.read_cache_s = read_cache_s
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def observe(self, target: str, phase: str, seconds: float) -> None:
+        if seconds < 0:
+            return
+        series = self._series.get((target, phase))
+        if series is None:
+            series = self._series[(target, phase)] = _Series()
+        now_slice = int(self.clock() // self.slice_s)
+        if not series.slices or series.slices[-1][0] != now_slice:
+            series.slices.append((now_slice, _sketch()))
+            self._expire(series, now_slice)
+        series.slices[-1][1].add(seconds)
+
+    def _expire(self, series: _Series, now_slice: int) -> None:
+        oldest = now_slice - self.max_slices + 1
+        while series.slices and series.slices[0][0] < oldest:
+            series.slices.popleft()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _merged(self, series: _Series) -> DDSketch | None:
+        self._expire(series, int(self.clock() // self.slice_s))
+        if not series.slices:
+            return None
+        merged = _sketch()
+        for _, sk in series.slices:
+            merged.merge(sk)
+        return merged
+
+    def count(self, target: str, phase: str) -> int:
+        series = self._series.get((target, phase))
+        if series is None:
+            return 0
+        self._refresh(series)
+        return series.cached_count
+
+    def quantile(self, target: str, phase: str, q: float) -> float | None:
+        """The q-quantile in seconds, or None until ``min_samples`` calls were seen."""
+        series = self._series.get((target, phase))
+        if series is None:
+            return None
+        self._refresh(series)
+        if series.cached_count < self.min_samples:
+            return None
+        value = series.cached.get(q)
+        if value is None and q not in series.cached:
+            merged = self._merged(series)
+            value = merged.get_quantile_value(q) if merged is not None else None
+            series.cached[q] = value
+        return value
+
+    def _refresh(self, series: _Series) -> None:
+        now = self.clock()
+        if now - series.cached_at < self.read_cache_s:
+            return
+        series.cached_at = now
+        series.cached = {}
+        merged = self._merged(series)
+        series.cached_count = int(merged.count) if merged is not None else 0
+
+    # -- views -----------------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Per target and phase: sample count and p50/p95/p99 in ms (None while cold)."""
+        out = []
+        for (target, phase), series in sorted(self._series.items()):
+            merged = self._merged(series)
+            if merged is None or merged.count == 0:
+                continue
+            row: dict[str, Any] = {"target": target, "phase": phase, "count": int(merged.count)}
+            for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+                value = merged.get_quantile_value(q)
+                row[name] = round(value * 1000, 1) if value is not None else None
+            row["warm"] = merged.count >= self.min_samples
+            out.append(row)
+        return out
