@@ -10,6 +10,9 @@ A full run, all in one process tree on this machine:
   2. extras   ridethrough only: routing around an open breaker; an exact-cache hit
   3. profile  py-spy on ridethrough under JSON and streaming load
   4. outage   every gateway × every fault case (outage.py)
+  5. freeze   every gateway × every freeze shape × {JSON, stream}, through the official SDKs
+              with their default timeouts (freeze.py; about 7 minutes for ridethrough alone;
+              --quick: a few seconds per cell, a smoke test)
 Results go to bench/results/latest.json and .md (and a timestamped copy under results/raw/).
 """
 
@@ -29,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client
+import freeze
 import gateways as G
 import hotpath as prof
 import measure
@@ -299,6 +303,7 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
             "attempt_timeout_s": G.ATTEMPT_TIMEOUT_S,
             "outage_phases_s": args.phases,
             "outage_cases": args.outage_cases,
+            "sections": args.sections,
         },
         "notes": [
             (
@@ -356,6 +361,9 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
                         f"{d['latency_ms']['p99']} ms, primary hit {d['primary_hits']} times"
                     )
                     result["outage"].append(r)
+        if "freeze" in args.sections:
+            names = [n for n in args.systems if n != "direct"]
+            result["freeze"] = freeze.run(names, run_dir, measure.PYTHON, args.freeze, log)
     finally:
         for gw in systems.values():
             gw.stop()
@@ -364,6 +372,21 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
     result["seconds"] = round(time.monotonic() - t_start, 1)
     result["run_dir"] = str(run_dir)
     return result
+
+
+def freeze_settings(a: argparse.Namespace) -> freeze.Settings:
+    tl = (
+        freeze.QUICK
+        if a.quick
+        else freeze.Timeline(onset=a.freeze_onset, recover=a.freeze_recover, end=a.freeze_end)
+    )
+    for name, got, known in (
+        ("--freeze-shapes", a.freeze_shapes, freeze.SHAPES),
+        ("--freeze-modes", a.freeze_modes, freeze.MODES),
+    ):
+        if set(got) - set(known):
+            raise SystemExit(f"{name}: unknown {sorted(set(got) - set(known))}; known: {known}")
+    return freeze.Settings(tl, tuple(a.freeze_shapes), tuple(a.freeze_modes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--systems", type=lambda s: s.split(","), default=list(SYSTEMS))
     ap.add_argument(
-        "--sections", type=lambda s: s.split(","), default=["matrix", "extras", "profile", "outage"]
+        "--sections",
+        type=lambda s: s.split(","),
+        default=["matrix", "extras", "profile", "outage", "freeze"],
     )
     ap.add_argument("--outage-cases", type=lambda s: s.split(","), default=list(outage.CASES))
     ap.add_argument(
@@ -385,8 +410,22 @@ def main(argv: list[str] | None = None) -> int:
         help="outage before,during,after seconds",
     )
     ap.add_argument("--profile-seconds", type=float, default=6.0)
+    ap.add_argument("--freeze-onset", type=float, default=10.0, help="freeze: primary freezes, s")
+    ap.add_argument("--freeze-recover", type=float, default=40.0, help="freeze: it recovers, s")
+    ap.add_argument("--freeze-end", type=float, default=50.0, help="freeze: the load stops, s")
+    ap.add_argument(
+        "--freeze-shapes", type=lambda s: s.split(","), default=list(freeze.SHAPES)
+    )
+    ap.add_argument("--freeze-modes", type=lambda s: s.split(","), default=list(freeze.MODES))
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"freeze: a smoke test (onset {freeze.QUICK.onset:g} s, recovery "
+        f"{freeze.QUICK.recover:g} s, end {freeze.QUICK.end:g} s per cell)",
+    )
     ap.add_argument("--out", type=Path, default=G.BENCH / "results")
     a = ap.parse_args(argv)
+    a.freeze = freeze_settings(a)  # checked before anything runs
     stop_on_sigterm()
     try:
         import uvloop

@@ -161,16 +161,21 @@ class Mock:
     primary: int
     secondary: int
 
-    def admin(self, port: int, path: str, method: str = "POST") -> dict:
+    def admin(self, port: int, path: str, method: str = "POST", *, via: int | None = None) -> dict:
+        """``via``: send it to that port of the mock instead, for ``port`` (a port whose fault
+        is ``no_accept`` cannot be reached itself)."""
+        if via is not None and via != port:
+            path += ("&" if "?" in path else "?") + f"port={port}"
+            port = via
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"")
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 
-    def fault(self, mode: str, port: int | None = None) -> None:
-        self.admin(port or self.primary, f"/__admin/fault?mode={mode}")
+    def fault(self, mode: str, port: int | None = None, *, via: int | None = None) -> None:
+        self.admin(port or self.primary, f"/__admin/fault?mode={mode}", via=via)
 
-    def stats(self, port: int) -> dict:
-        return self.admin(port, "/__admin/stats", "GET")
+    def stats(self, port: int, *, via: int | None = None) -> dict:
+        return self.admin(port, "/__admin/stats", "GET", via=via)
 
     def reset(self) -> None:
         for port in (self.primary, self.secondary):
@@ -179,13 +184,21 @@ class Mock:
 
 
 def start_mock(
-    run_dir: Path, python: str, *, first_token_ms: float, token_interval_ms: float, tokens: int = 16
+    run_dir: Path,
+    python: str,
+    *,
+    first_token_ms: float,
+    token_interval_ms: float,
+    tokens: int = 16,
+    json_delay_ms: float = 0.0,
+    jitter: float = 0.0,
+    name: str = "mock",
 ) -> Mock:
-    ready = run_dir / "mock.ports"
+    ready = run_dir / f"{name}.ports"
     ready.unlink(missing_ok=True)
     p1, p2 = free_port(), free_port()
     proc = spawn(
-        "mock",
+        name,
         [
             python,
             str(BENCH / "mock_upstream.py"),
@@ -199,6 +212,10 @@ def start_mock(
             str(first_token_ms),
             "--token-interval-ms",
             str(token_interval_ms),
+            "--json-delay-ms",
+            str(json_delay_ms),
+            "--jitter",
+            str(jitter),
             "--ready-file",
             str(ready),
         ],
@@ -242,15 +259,21 @@ def direct(mock: Mock) -> Gateway:
 # -- ridethrough -----------------------------------------------------------------------------
 
 
-def ridethrough_config(mock: Mock, data_dir: Path, *, cache: str | None = None) -> str:
+def ridethrough_config(
+    mock: Mock, data_dir: Path, *, cache: str | None = None, default_timeouts: bool = False
+) -> str:
     """The config of the issue, plus a secondary for the Anthropic route, the shared
-    per-attempt timeout, and an admin key (to read breaker states)."""
+    per-attempt timeout (none with ``default_timeouts``: ridethrough's own), and an admin
+    key (to read breaker states)."""
     t = ATTEMPT_TIMEOUT_S
     timeouts = {"connect": t, "first_byte": t, "first_token": t, "idle": t, "total": t}
 
     def provider(kind: str, port: int, **extra: str) -> dict:
         base = f"http://127.0.0.1:{port}" + ("/v1" if kind == "openai-compatible" else "")
-        return {"kind": kind, "base_url": base, **extra, "timeouts": timeouts}
+        p: dict = {"kind": kind, "base_url": base, **extra}
+        if not default_timeouts:
+            p["timeouts"] = timeouts
+        return p
 
     def route(*targets: tuple[str, str]) -> dict:
         r: dict = {"targets": [{"provider": p, "model": m} for p, m in targets]}
@@ -290,13 +313,14 @@ def start_ridethrough(
     cache: str | None = None,
     name: str = "ridethrough",
     src: Path | None = None,
+    default_timeouts: bool = False,
 ) -> Gateway:
     """``src``: run ridethrough from another source tree (a scratch copy with a change to
     measure) instead of the installed one; it goes first on PYTHONPATH."""
     data = run_dir / f"{name}-data"
     data.mkdir(exist_ok=True)
     cfg = run_dir / f"{name}.yaml"
-    cfg.write_text(ridethrough_config(mock, data, cache=cache))
+    cfg.write_text(ridethrough_config(mock, data, cache=cache, default_timeouts=default_timeouts))
     port = free_port()
     exe = ROOT / ".venv" / "bin" / "python"
     py = str(exe) if exe.exists() else sys.executable

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import client
 from gateways import STARTERS, Gateway, Mock, body
@@ -84,6 +85,42 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
+T = TypeVar("T")
+
+
+async def run_phases(
+    load: Awaitable[T],
+    phases: Phases,
+    *,
+    onset: Callable[[], object],
+    recover: Callable[[], object],
+    snap: Callable[[str], object],
+) -> tuple[T, dict[str, float]]:
+    """Run ``load`` while the fault comes and goes: ``snap("start")``, BEFORE seconds,
+    ``snap("before")``, ``onset()``, DURING seconds, ``recover()``, ``snap("during")``, then
+    wait for the load to end and ``snap("after")``. The three callables block (they talk
+    to a process over HTTP) and run in a thread. Returns the load's result and when onset
+    and recovery took effect (``time.perf_counter()``), for phases measured by the clock."""
+    times: dict[str, float] = {}
+    task = asyncio.ensure_future(load)
+    try:
+        await asyncio.to_thread(snap, "start")
+        await asyncio.sleep(phases.before)
+        await asyncio.to_thread(snap, "before")
+        await asyncio.to_thread(onset)
+        times["onset"] = time.perf_counter()
+        await asyncio.sleep(phases.during)
+        await asyncio.to_thread(recover)
+        times["recovered"] = time.perf_counter()
+        await asyncio.to_thread(snap, "during")
+        result = await task
+    finally:
+        if not task.done():
+            task.cancel()
+    await asyncio.to_thread(snap, "after")
+    return result, times
+
+
 async def _drive(
     gw: Gateway,
     mock: Mock,
@@ -113,19 +150,13 @@ async def _drive(
             "secondary": mock.stats(mock.secondary)["counts"].get("requests", 0),
         }
 
-    async def switch() -> None:
-        await asyncio.to_thread(snap, "start")
-        await asyncio.sleep(phases.before)
-        await asyncio.to_thread(snap, "before")
-        await asyncio.to_thread(mock.fault, fault)
-        await asyncio.sleep(phases.during)
-        await asyncio.to_thread(mock.fault, "none")
-        await asyncio.to_thread(snap, "during")
-
-    load = asyncio.ensure_future(client.run(job))
-    await switch()
-    samples = await load
-    snap("after")
+    samples, _ = await run_phases(
+        client.run(job),
+        phases,
+        onset=lambda: mock.fault(fault),
+        recover=lambda: mock.fault("none"),
+        snap=snap,
+    )
     return samples, snaps
 
 

@@ -173,10 +173,11 @@ def render(res: dict[str, Any]) -> str:
     L.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".\n")
     for n in res.get("notes", []):
         L.append(f"Note: {n}\n")
-    L.append("### Targets (ridethrough, ratios from this run)\n")
-    L.append("| target | limit | measured | verdict |\n|---|---|---|---|")
-    for row in targets(res):
-        L.append("| " + " | ".join(row) + " |")
+    if any(k in res for k in ("matrix", "breaker", "cache")):  # not for a freeze-only run
+        L.append("### Targets (ridethrough, ratios from this run)\n")
+        L.append("| target | limit | measured | verdict |\n|---|---|---|---|")
+        for row in targets(res):
+            L.append("| " + " | ".join(row) + " |")
     rows = res.get("matrix", [])
     if rows:
         L.append("\n### Overhead over the direct call (ms; p50 / p99)\n")
@@ -314,7 +315,133 @@ def render(res: dict[str, Any]) -> str:
                 + (", ".join(f"{k} {n}" for k, n in r["during"]["error_kinds"].items()) or "–")
                 + " |"
             )
+    if res.get("freeze"):
+        L.extend(render_freeze(res["freeze"]))
     return "\n".join(L) + "\n"
+
+
+FREEZE_SHAPES = {
+    "no_accept": "the primary's port stops accepting (connect() times out)",
+    "hang_before_headers": "the primary reads requests and sends nothing",
+    "hang_after_headers": "JSON: status and headers, no body; stream: the head, no token",
+    "stall_mid_stream": "JSON: half the body; stream: 3 tokens; then nothing",
+}
+
+
+def _pp(w: dict[str, Any]) -> str:
+    """p50 / p99 (calls) of one window; "–" when nothing was answered in it."""
+    if not w or not w.get("calls"):
+        return "no calls"
+    return f"{_f(w['p50_ms'], 0)} / {_f(w['p99_ms'], 0)} ({w['calls']})"
+
+
+def _kinds(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(d.items())) or "–"
+
+
+def freeze_lines(fz: dict[str, Any]) -> list[str]:
+    """The freeze section's tables (also pasted into docs/performance.md)."""
+    L: list[str] = []
+    tl, sdk = fz["timeline_s"], fz["sdk"]
+    rt = fz.get("ridethrough_defaults", {})
+    t, a, h = rt.get("timeouts_s", {}), rt.get("adaptive", {}), rt.get("hedge", {})
+    L.append(
+        f"Primary frozen from {tl['onset']:g} s to {tl['recover']:g} s of a {tl['end']:g} s "
+        f"closed-loop load, c={fz['concurrency']} ({sdk['split']}), fresh gateway per cell. "
+        f"SDKs: `max_retries={sdk['max_retries']}` (no SDK retry hides a failure), default "
+        f"timeouts ({'; '.join(f'{k}: {v}' for k, v in sdk['default_timeouts'].items())}). "
+        "ridethrough: default timeouts"
+        + (
+            f" (connect {t.get('connect'):g} s, first byte {t.get('first_byte'):g} s, first "
+            f"token {t.get('first_token'):g} s, idle {t.get('idle'):g} s, total "
+            f"{t.get('total'):g} s; adaptive clamp({a.get('multiplier'):g} × p99, floors "
+            f"{a.get('floor_first_byte_s'):g} / {a.get('floor_first_token_s'):g} / "
+            f"{a.get('floor_complete_s'):g} s, ceiling); hedge at the learned "
+            f"p{h.get('quantile', 0) * 100:g}, budget {h.get('budget_ratio', 0) * 100:g} %)"
+            if t
+            else ""
+        )
+        + f". LiteLLM, Portkey: {fz['peer_config']}. Upstream pacing: {fz['pacing']}.\n"
+    )
+    L.append(
+        "Time to answer: until the SDK call returned (JSON: the whole answer; stream: read to "
+        "its end), of answered calls, p50 / p99 ms (calls in the window), by the time a call "
+        f"*started*: healthy = over before onset; onset → +{tl['early']:g} s; the rest of the "
+        "freeze; after recovery. In flight at onset: calls started before onset and not over "
+        "at it — their count, outcomes, p50 / max time to answer. Cut after commit: a stream "
+        "that failed after its first token reached the client (counted apart from the failed "
+        "calls: no gateway can fail it over unseen). Hedging: extra upstream requests while "
+        "healthy, as a share of client calls (the mock's counters). Primary: requests that "
+        "reached the frozen primary.\n"
+    )
+    if fz.get("source"):
+        L.append(f"Source measured: {fz['source']}.\n")
+    for why in fz.get("skipped", []):
+        L.append(f"Skipped: {why}\n")
+    cells = fz.get("cells", [])
+    shapes = list(dict.fromkeys(c["shape"] for c in cells))
+    for shape in shapes:
+        L.append(f"\n#### {shape}: {FREEZE_SHAPES.get(shape, '')}\n")
+        L.append(
+            "| gateway | SDK | mode | calls | failed (kinds) | cut after commit | healthy | "
+            f"onset → +{tl['early']:g} s | rest of freeze | after recovery | in flight at onset "
+            "| hedging while healthy | primary hits during freeze |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        syns: list[str] = []
+        notes: list[str] = []
+        for c in (c for c in cells if c["shape"] == shape):
+            for name, v in c["sdks"].items():
+                w = v["windows"]
+                fl = v["inflight_at_onset"]
+                fl_txt = (
+                    f"{fl['calls']}: "
+                    + (
+                        f"{fl['calls'] - fl['failed'] - fl['cut_after_commit']} ok"
+                        + (f", {_kinds(fl['kinds'])}" if fl["kinds"] else "")
+                    )
+                    + f"; {_f(fl['p50_any_ms'], 0)} / {_f(fl['max_any_ms'], 0)}"
+                    if fl["calls"]
+                    else "none"
+                )
+                hd = v["healthy"]
+                hedge = (
+                    f"+{hd['extra_pct']:.1f} % ({hd['upstream_requests']}/{hd['client_calls']})"
+                    if hd["extra_pct"] is not None
+                    else "–"
+                )
+                cut = str(v["cut_after_commit"]) + (
+                    f" ({_kinds(v['cut_by'])})" if v["cut_after_commit"] else ""
+                )
+                L.append(
+                    f"| {c['gateway']} | {name} | {c['mode']} | {v['calls']} | {v['failed']}"
+                    + (f" ({_kinds(v['failed_kinds'])})" if v["failed"] else "")
+                    + f" | {cut} | {_pp(w['before'])} | {_pp(w['early'])} | {_pp(w['late'])} | "
+                    f"{_pp(w['after'])} | {fl_txt} | {hedge} | {v['primary_during']} |"
+                )
+            if shape == "no_accept" and c.get("syns_dropped_during") is not None:
+                syns.append(f"{c['gateway']} {c['mode']}: {c['syns_dropped_during']}")
+            for when, states in (c.get("breakers") or {}).items():
+                bad = {k: v for k, v in (states or {}).items() if v != "closed"}
+                if bad:
+                    notes.append(
+                        f"{c['gateway']} {c['mode']}: breakers not closed at {when}: "
+                        + ", ".join(f"{k} {v}" for k, v in bad.items())
+                    )
+        if syns:
+            L.append(
+                "\nSYNs the kernel dropped at the silent port during the freeze (TcpExt "
+                "ListenOverflows, system-wide; a connect's retransmissions count again): "
+                + "; ".join(syns)
+                + "."
+            )
+        if notes:
+            L.append("\n" + "; ".join(notes) + ".")
+    return L
+
+
+def render_freeze(fz: dict[str, Any]) -> list[str]:
+    return ["\n### Freeze (timeout-shaped outage)\n", *freeze_lines(fz)]
 
 
 def main() -> None:

@@ -78,9 +78,10 @@ def demo_config(local_tier: bool, fast: bool) -> Config:
         {"provider": "openai-sim", "model": "gpt-4.1"},
     ]
     providers: dict[str, Any] = {
-        "anthropic-sim": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0.004,
-                          "timeouts": {"connect": 1, "first_byte": 1.0, "first_token": 1.5,
-                                       "idle": 1.5, "total": 3}},
+        # The default timeouts, as a user would have them: the "timeouts" phase is ridden
+        # through by hedging at the primary's learned p95 and the slow-call breaker, not by
+        # shortened limits.
+        "anthropic-sim": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0.004},
         "openai-sim": {"kind": "simulated", "format": "openai", "token_delay_s": 0.004},
     }
     route: dict[str, Any] = {"targets": targets, "deadline_s": 20}

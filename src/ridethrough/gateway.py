@@ -97,7 +97,10 @@ class Gateway:
         # What each target's latency normally is: adaptive timeouts, hedge delays, slow calls.
         self.latency = LatencyModel(clock, min_samples=res.adaptive.min_samples)
         h = res.hedge
-        self.hedge_budget = RetryBudget(h.budget_ratio, h.budget_min_per_s, clock, cap=h.budget_cap)
+        # Full at start: hedges need a learned p95 before any fires, so this is no storm, and
+        # a provider that freezes soon after start-up still has its in-flight calls hedged.
+        self.hedge_budget = RetryBudget(h.budget_ratio, h.budget_min_per_s, clock, cap=h.budget_cap,
+                                        initial=h.budget_cap)
         self.executor = Executor(
             self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
             policy=TimeoutPolicy(self.latency, res.adaptive, h), hedge_budget=self.hedge_budget,
@@ -231,6 +234,20 @@ class Gateway:
                 obs(record)
             except Exception:  # an observer must never break a request
                 log.exception("observer failed")
+
+    def latency_view(self) -> dict[str, Any]:
+        """What this process learned of each target's latency, the timeouts it now applies,
+        and its hedges (for /metrics, the status page and ``ridethrough status``)."""
+        rows = self.latency.snapshot()
+        policy = self.executor.policy
+        targets = {t.key: t for ts in self.routes.values() for t in ts}
+        for row in rows:
+            t = targets.get(row["target"])
+            if t is None:
+                continue
+            row["timeout_s"] = round(policy.for_phase(t.key, t.timeouts, row["phase"]), 3)
+        return {"targets": rows, "hedges": dict(self.executor.hedge_stats),
+                "hedge_budget_tokens": round(self.hedge_budget.tokens, 2)}
 
     def attempts_summary(self, attempts: list[AttemptRecord]) -> tuple[int, str]:
         made = sum(1 for a in attempts if not a.outcome.startswith("skipped:"))

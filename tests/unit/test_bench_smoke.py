@@ -75,3 +75,58 @@ def test_the_client_names_what_a_broken_stream_looks_like(tmp_path: Path) -> Non
     assert seen["inband_after"] == {"inband_error": 2}
     assert seen["overloaded"] == {"status_529": 2}
     assert seen["reset"] == {"reset": 2}
+
+
+def test_the_mock_freezes_answers_in_flight_and_new_ones(tmp_path: Path) -> None:
+    """bench/freeze.py's upstream: each freeze shape stops answers, including one already in
+    progress when it starts; no_accept leaves connect() hanging; switching back answers."""
+    mock = bench.G.start_mock(tmp_path, sys.executable, first_token_ms=5, token_interval_ms=1,
+                              json_delay_ms=300)
+
+    def job(stream: bool) -> client.Job:
+        return client.Job(f"http://127.0.0.1:{mock.primary}/v1/chat/completions",
+                          bench.G.body("openai", stream), "openai", stream,
+                          bench.G.CLIENT_HEADERS["openai"], concurrency=1, duration_s=5,
+                          max_requests=1, timeout_s=0.6)
+
+    async def caught_in_flight() -> dict:
+        load = asyncio.ensure_future(client.run(job(False)))
+        await asyncio.sleep(0.1)  # the answer is held back 300 ms: the freeze catches it
+        await asyncio.to_thread(mock.fault, "hang_before_headers")
+        return client.summarize(await load)["error_kinds"]
+
+    try:
+        seen = {"in_flight": asyncio.run(caught_in_flight())}
+        for shape in ("hang_after_headers", "stall_mid_stream", "no_accept"):
+            mock.fault(shape, mock.primary, via=mock.secondary)
+            for stream in (False, True):
+                seen[(shape, stream)] = client.summarize(asyncio.run(client.run(job(stream))))[
+                    "error_kinds"]
+        mock.fault("none", mock.primary, via=mock.secondary)
+        healthy = client.summarize(asyncio.run(client.run(job(True))))
+    finally:
+        mock.proc.stop()
+    assert all(kinds == {"timeout": 1} for kinds in seen.values()), seen
+    assert healthy["ok"] == 1, healthy["error_kinds"]
+
+
+def test_a_freeze_cell_runs_end_to_end(tmp_path: Path) -> None:
+    """One cell of the freeze section on its quick timeline: both SDKs through ridethrough
+    while the primary freezes; every field the report reads is there and it renders."""
+    import freeze
+    import report
+
+    settings = freeze.Settings(freeze.QUICK, ("hang_before_headers",), ("json",))
+    out = freeze.run(["ridethrough"], tmp_path, sys.executable, settings, log=lambda s: None)
+    (cell,) = out["cells"]
+    assert (cell["gateway"], cell["shape"], cell["mode"]) == ("ridethrough", "hang_before_headers",
+                                                             "json")
+    for sdk in ("anthropic", "openai"):
+        r = cell["sdks"][sdk]
+        assert r["windows"]["before"]["calls"] > 0 and r["windows"]["before"]["failed"] == 0
+        assert r["healthy"]["client_calls"] > 0 and r["healthy"]["upstream_requests"] > 0
+        assert r["inflight_at_onset"]["calls"] > 0  # the freeze did catch calls in flight
+        assert set(r) >= {"failed_kinds", "cut_after_commit", "primary_during", "ttft_ok_p50_ms"}
+    assert set(cell["breakers"]) == {"onset", "recovered"}
+    md = report.render({"freeze": out})
+    assert "#### hang_before_headers" in md and "| ridethrough | openai | json |" in md

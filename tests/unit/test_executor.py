@@ -183,8 +183,10 @@ class World:
         self.retry = RetryConfig(**(retry or {}))
         # Hedging and adaptive timeouts only where a test asks for them.
         self.latency = LatencyModel(self.clock, min_samples=5)
-        policy = TimeoutPolicy(self.latency, AdaptiveTimeoutConfig(**(adaptive or {"enabled": False})),
-                               HedgeConfig(**(hedge or {"enabled": False})))
+        off = {"enabled": False}
+        policy = TimeoutPolicy(self.latency,
+                               AdaptiveTimeoutConfig(**(off if adaptive is None else adaptive)),
+                               HedgeConfig(**(off if hedge is None else hedge)))
         self.hedge_budget = RetryBudget(0.0, 0.0, self.clock, cap=20.0)
         self.hedge_budget.tokens = hedge_tokens
         self.executor = Executor(self.board, self.budget, self.retry, self.clock, self.clock.sleep,

@@ -132,6 +132,19 @@ def status(url: str) -> None:
                            + (f" — {page['text']}" if page["problem"] else ""))
         providers.add_row(c["name"], _status(c["status"]), theirs)
     console.print(providers)
+    learned = health.get("latency") or {}
+    if learned.get("targets"):
+        lt = Table(title="Learned latency (this worker)", title_justify="left")
+        for col in ("target", "phase", "calls", "p50", "p95", "p99", "timeout now"):
+            lt.add_column(col)
+        for r in learned["targets"]:
+            timeout = r.get("timeout_s")
+            lt.add_row(r["target"], r["phase"], str(r["count"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
+                       _ms(r["p99_ms"]), f"{timeout:g} s" if timeout is not None else "")
+        console.print(lt)
+        h = learned.get("hedges") or {}
+        console.print(f"hedged requests: {h.get('started', 0)} started, {h.get('won', 0)} answered "
+                      f"first, {h.get('budget_refused', 0)} held back by the budget")
     workers = health.get("workers")
     if workers is not None:  # `serve --workers N`: one gateway, several processes
         lead = health.get("leader") or {}

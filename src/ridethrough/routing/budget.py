@@ -13,12 +13,13 @@ from ridethrough.routing.clock import Clock
 
 
 class RetryBudget:
-    def __init__(self, ratio: float, min_per_s: float, clock: Clock, cap: float = 100.0) -> None:
+    def __init__(self, ratio: float, min_per_s: float, clock: Clock, cap: float = 100.0,
+                 initial: float | None = None) -> None:
         self.ratio = ratio
         self.min_per_s = min_per_s
         self.clock = clock
         self.cap = cap
-        self.tokens = min(cap, min_per_s)
+        self.tokens = min(cap, min_per_s if initial is None else initial)
         self._last = clock()
         self.spent = 0
         self.refused = 0

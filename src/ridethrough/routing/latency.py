@@ -58,6 +58,8 @@ class _Series:
     cached_at: float = float("-inf")
     cached: dict[float, float | None] = field(default_factory=dict)
     cached_count: int = 0
+    added: int = 0                      # observations ever added (a cold read re-checks on change)
+    cached_added: int = -1
 
 
 class LatencyModel:
@@ -85,6 +87,7 @@ class LatencyModel:
             series.slices.append((now_slice, _sketch()))
             self._expire(series, now_slice)
         series.slices[-1][1].add(seconds)
+        series.added += 1
 
     def _expire(self, series: _Series, now_slice: int) -> None:
         oldest = now_slice - self.max_slices + 1
@@ -126,9 +129,13 @@ class LatencyModel:
 
     def _refresh(self, series: _Series) -> None:
         now = self.clock()
-        if now - series.cached_at < self.read_cache_s:
+        fresh = now - series.cached_at < self.read_cache_s
+        # While cold, a read follows every new sample: the moment the model becomes warm
+        # must not wait out the read cache (a freeze may be exactly then).
+        if fresh and (series.cached_count >= self.min_samples or series.cached_added == series.added):
             return
         series.cached_at = now
+        series.cached_added = series.added
         series.cached = {}
         merged = self._merged(series)
         series.cached_count = int(merged.count) if merged is not None else 0

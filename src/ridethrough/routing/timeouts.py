@@ -52,20 +52,27 @@ class TimeoutPolicy:
             return ceiling
         return min(ceiling, max(floor, self.cfg.multiplier * p99))
 
+    def for_phase(self, target: str, ceilings: Timeouts, phase: str) -> float:
+        """The timeout now applied to one phase (``headers``, ``first_token``, ``complete:*``)."""
+        if phase == "headers":
+            return self._adapt(target, phase, ceilings.first_byte, self.cfg.floor_first_byte_s)
+        if phase == "first_token":
+            return self._adapt(target, phase, ceilings.first_token, self.cfg.floor_first_token_s)
+        return self._adapt(target, phase, ceilings.total, self.cfg.floor_complete_s)
+
     def for_attempt(self, target: str, ceilings: Timeouts, shape: CallShape) -> Timeouts:
         """The timeouts this attempt runs under (``connect`` and ``idle`` stay configured)."""
         if not self.cfg.enabled:
             return ceilings
         if shape.stream:
-            first_byte = self._adapt(target, "headers", ceilings.first_byte, self.cfg.floor_first_byte_s)
-            first_token = self._adapt(target, "first_token", ceilings.first_token,
-                                      self.cfg.floor_first_token_s)
+            first_byte = self.for_phase(target, ceilings, "headers")
+            first_token = self.for_phase(target, ceilings, "first_token")
             if first_byte == ceilings.first_byte and first_token == ceilings.first_token:
                 return ceilings
             return Timeouts.model_construct(connect=ceilings.connect, first_byte=first_byte,
                                             first_token=first_token, idle=ceilings.idle,
                                             total=ceilings.total)
-        total = self._adapt(target, shape.commit_phase, ceilings.total, self.cfg.floor_complete_s)
+        total = self.for_phase(target, ceilings, shape.commit_phase)
         if total == ceilings.total:
             return ceilings
         return Timeouts.model_construct(connect=ceilings.connect, first_byte=ceilings.first_byte,
