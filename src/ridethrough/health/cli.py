@@ -132,9 +132,11 @@ def status(url: str) -> None:
                            + (f" — {page['text']}" if page["problem"] else ""))
         providers.add_row(c["name"], _status(c["status"]), theirs)
     console.print(providers)
-    learned = health.get("latency") or {}
-    if learned.get("targets"):
-        lt = Table(title="Learned latency (this worker)", title_justify="left")
+    for learned in health.get("latency") or []:
+        if not learned.get("targets"):
+            continue
+        who = f"worker {learned['worker']}" if learned.get("worker") is not None else "this gateway"
+        lt = Table(title=f"Learned latency ({who})", title_justify="left")
         for col in ("target", "phase", "calls", "p50", "p95", "p99", "timeout now"):
             lt.add_column(col)
         for r in learned["targets"]:

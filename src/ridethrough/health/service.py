@@ -289,6 +289,7 @@ class HealthService:
             webhooks=webhook_stats(self.notifier.stats), records_dropped=mon.dropped,
             totals=mon.totals,
             breakers=[(t, {}, self.gw.board.get(t).snapshot()) for t in self.catalog.targets()],
+            latency=[({}, self.gw.latency_view())],
             stores_up=[({}, h.ok)])
 
     # -- operators -------------------------------------------------------------------------

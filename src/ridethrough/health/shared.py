@@ -192,6 +192,7 @@ class SharedHealth:
             "pid": os.getpid(), "seen_at": now, "stopped": self.stopped,
             "draining": bool(svc.gw.draining), "leading": self.leading,
             "breakers": {t: svc.gw.board.get(t).snapshot() for t in svc.catalog.targets()},
+            "latency": svc.gw.latency_view(),
             "totals": svc.monitor.totals.to_json(), "dropped": svc.monitor.dropped,
             "store": {"ok": h.ok, "error": h.error, "since": h.since, "last_write": h.last_write,
                       "notes": list(h.notes)},

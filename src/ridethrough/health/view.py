@@ -80,6 +80,8 @@ class HealthView:
     records_dropped: int = 0
     totals: Totals = field(default_factory=Totals)
     breakers: list[tuple[str, Labels, dict[str, Any]]] = field(default_factory=list)
+    # Per process: learned latency, applied timeouts and hedges (Gateway.latency_view).
+    latency: list[tuple[Labels, dict[str, Any]]] = field(default_factory=list)
     stores_up: list[tuple[Labels, bool]] = field(default_factory=list)
     workers: list[dict[str, Any]] | None = None   # several workers only
     leader: dict[str, Any] | None = None
@@ -152,6 +154,8 @@ def shared_view(catalog: Catalog, read: SharedRead, now: float, *, store_path: s
             if snapshot is not None:
                 view.breakers.append((target, labels, snapshot))
         view.stores_up.append((labels, bool(row.get("store", {}).get("ok", True))))
+        if row.get("latency"):
+            view.latency.append((labels, row["latency"]))
     stores = [r.get("store", {}) for r in live]
     failing = [s for s in stores if not s.get("ok", True)]
     view.store = StoreLine(

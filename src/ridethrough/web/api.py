@@ -121,8 +121,8 @@ class PublicApi:
             "probes": view.probes,
             "webhooks": view.webhooks,
             "records_dropped": view.records_dropped,
-            # This process's learned latency per target and phase, and its hedges.
-            "latency": svc.gw.latency_view(),
+            # Learned latency per target and phase, applied timeouts, hedges: per process.
+            "latency": [{"worker": labels.get("worker"), **lv} for labels, lv in view.latency],
         }
         if view.workers is not None:  # several workers: who serves, who leads
             out["workers"] = view.workers

@@ -83,23 +83,23 @@ def render(svc: HealthService, view: HealthView | None = None) -> str:
         o.sample("ridethrough_breaker_state", BREAKER_STATE.get(snap["state"], 0),
                  target=target, **labels)
         o.sample("ridethrough_breaker_opened_total", snap["opened_count"], target=target, **labels)
-    lv = svc.gw.latency_view()
     o.family("ridethrough_target_latency_seconds", "gauge",
-             "Learned latency per target and phase (this process; rolling 10 min).")
+             "Learned latency per target and phase (per process; rolling 10 min).")
     o.family("ridethrough_attempt_timeout_seconds", "gauge",
-             "The per-attempt timeout now applied per target and phase (this process).")
-    for row in lv["targets"]:
-        for q, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms")):
-            if row.get(key) is not None:
-                o.sample("ridethrough_target_latency_seconds", round(row[key] / 1000, 6),
-                         target=row["target"], phase=row["phase"], quantile=q)
-        if "timeout_s" in row:
-            o.sample("ridethrough_attempt_timeout_seconds", row["timeout_s"],
-                     target=row["target"], phase=row["phase"])
+             "The per-attempt timeout now applied per target and phase (per process).")
     o.family("ridethrough_hedges_total", "counter",
              "Backup requests: started, won (the backup answered first), refused by the budget.")
-    for result, n in sorted(lv["hedges"].items()):
-        o.sample("ridethrough_hedges_total", n, result=result)
+    for labels, lv in view.latency:
+        for row in lv["targets"]:
+            for q, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms")):
+                if row.get(key) is not None:
+                    o.sample("ridethrough_target_latency_seconds", round(row[key] / 1000, 6),
+                             target=row["target"], phase=row["phase"], quantile=q, **labels)
+            if "timeout_s" in row:
+                o.sample("ridethrough_attempt_timeout_seconds", row["timeout_s"],
+                         target=row["target"], phase=row["phase"], **labels)
+        for result, n in sorted(lv["hedges"].items()):
+            o.sample("ridethrough_hedges_total", n, result=result, **labels)
     o.family("ridethrough_component_status", "gauge",
              "0 operational/maintenance, 1 degraded, 2 partial outage, 3 major outage.")
     for c in view.catalog.components.values():

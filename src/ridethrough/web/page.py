@@ -113,20 +113,23 @@ def _incident(inc: Incident, now: float) -> str:
             f'<ol class="timeline">{items}</ol>{pm}</div>')
 
 
-def _learned(svc: HealthService) -> str:
+def _learned(view: HealthView) -> str:
     """What the gateway learned of each target's latency, and the timeouts it applies."""
-    lv = svc.gw.latency_view()
-    rows = "".join(
-        f"<tr><td>{escape(r['target'])}</td><td>{escape(r['phase'])}</td><td>{r['count']}</td>"
-        f"<td>{r['p50_ms']}</td><td>{r['p95_ms']}</td><td>{r['p99_ms']}</td>"
-        f"<td>{r.get('timeout_s', '')}</td></tr>" for r in lv["targets"])
+    rows, started, won, refused = [], 0, 0, 0
+    for labels, lv in view.latency:
+        who = f"worker {labels['worker']}: " if "worker" in labels else ""
+        rows += [f"<tr><td>{escape(who + r['target'])}</td><td>{escape(r['phase'])}</td>"
+                 f"<td>{r['count']}</td><td>{r['p50_ms']}</td><td>{r['p95_ms']}</td>"
+                 f"<td>{r['p99_ms']}</td><td>{r.get('timeout_s', '')}</td></tr>"
+                 for r in lv["targets"]]
+        h = lv["hedges"]
+        started, won, refused = started + h["started"], won + h["won"], refused + h["budget_refused"]
     if not rows:
         return '<h2>Learned latency</h2><p class="muted">Nothing learned yet.</p>'
-    h = lv["hedges"]
     return ('<h2>Learned latency</h2><table class="learned"><tr><th>target</th><th>phase</th>'
             "<th>calls</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>timeout s</th></tr>"
-            f'{rows}</table><p class="muted">Hedged requests: {h["started"]} started, '
-            f'{h["won"]} answered first, {h["budget_refused"]} held back by the budget.</p>')
+            f'{"".join(rows)}</table><p class="muted">Hedged requests: {started} started, '
+            f"{won} answered first, {refused} held back by the budget.</p>")
 
 
 def render(svc: HealthService, view: HealthView | None = None) -> str:
@@ -173,7 +176,7 @@ def render(svc: HealthService, view: HealthView | None = None) -> str:
                    f'</div>{_upstream(svc, view, g.provider)}'
                    + "".join(_component(view, ch.key, bars, "child") for ch in cat.children(g.key))
                    + "</div>")
-    out.append(_learned(svc))
+    out.append(_learned(view))
     out.append("<h2>Latency, last 24 hours</h2>")
     if latency:
         names = {k: cat.components[k].name for k in latency}
