@@ -120,6 +120,8 @@ def test_outage_incident_through_a_real_gateway(rig: Rig) -> None:
     assert out.exit_code == 0, out.output
     assert "Major System Outage" in out.output and "major outage" in out.output
     assert "Major outage at anthropic" in out.output
+    assert "Learned latency (this gateway)" in out.output
+    assert "first_token" in out.output or "complete:" in out.output
     noted = runner.invoke(incidents, ["note", inc["id"], "Anthropic confirms overload.",
                                       "--url", rig.thread.url],
                           env={"RIDETHROUGH_ADMIN_KEY": ADMIN})
