@@ -24,7 +24,8 @@ WHEELS=${RIDETHROUGH_WHEEL_CACHE:-$HOME/.cache/ridethrough/wheels}/$cpu_key
 LLAMA_VERSION=$(sed -n 's/^llama-cpp-python==\([^ ]*\).*/\1/p' requirements/llama.txt)
 
 stamp="$VENV/.ridethrough-installed"
-inputs=$( (cat pyproject.toml requirements/lock.txt requirements/llama.txt scripts/setup.sh;
+inputs=$( (cat pyproject.toml requirements/lock.txt requirements/llama.txt scripts/setup.sh \
+             tests/clients/node/package-lock.json;
            echo "$cpu_key") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
   exit 0
@@ -60,4 +61,11 @@ echo "setup: installing the locked set into $VENV"
 # The locked setuptools builds the project; nothing is resolved beyond the lock.
 "${pip[@]}" install --no-deps --no-build-isolation -e .
 "$VENV/bin/pip" check
+
+# Third-party clients for tests/e2e/test_third_party_clients.py, exactly as locked (integrity
+# hashes in package-lock.json). Install scripts are held back; Claude Code's only one copies
+# its platform binary from an optional dependency already downloaded, so it is run by hand.
+echo "setup: installing the Node clients (tests/clients/node)"
+(cd tests/clients/node && npm ci --no-fund --no-audit --ignore-scripts --loglevel=error \
+  && node node_modules/@anthropic-ai/claude-code/install.cjs)
 echo "$inputs" > "$stamp"
