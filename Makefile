@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-fast test test-latest lock kernel-check bench lint clean
+.PHONY: setup demo demo-fast test test-latest lock kernel-check bench fuzz lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,11 @@ kernel-check:
 
 bench: setup
 	bash bench/run.sh
+
+# 100,000 seeded bad requests against a live gateway on loopback (bench/fuzz.py; ARGS="--examples
+# 20000 --seed 7"). Prints the status counts; fails on any 5xx, dropped connection or blamed target.
+fuzz: setup
+	$(BIN)/python bench/fuzz.py $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -386,7 +386,9 @@ def freeze_settings(a: argparse.Namespace) -> freeze.Settings:
     ):
         if set(got) - set(known):
             raise SystemExit(f"{name}: unknown {sorted(set(got) - set(known))}; known: {known}")
-    return freeze.Settings(tl, tuple(a.freeze_shapes), tuple(a.freeze_modes))
+    if a.src is not None and not (a.src / "ridethrough").is_dir():
+        raise SystemExit(f"--src: {a.src} holds no ridethrough/ package")
+    return freeze.Settings(tl, tuple(a.freeze_shapes), tuple(a.freeze_modes), src=a.src)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         "--freeze-shapes", type=lambda s: s.split(","), default=list(freeze.SHAPES)
     )
     ap.add_argument("--freeze-modes", type=lambda s: s.split(","), default=list(freeze.MODES))
+    ap.add_argument(
+        "--src",
+        type=Path,
+        help="freeze: run ridethrough from this source tree (the folder holding ridethrough/, "
+        "first on PYTHONPATH), e.g. a `git archive` of a commit while src/ is being edited",
+    )
     ap.add_argument(
         "--quick",
         action="store_true",

@@ -36,7 +36,10 @@ and the requests that still reached the frozen primary.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -352,14 +355,15 @@ def run_cell(
     tl: Timeline,
     *,
     concurrency: int = FREEZE_CONCURRENCY,
-    log: Callable[[str], None] = print,
+    src: Path | None = None,
 ) -> dict[str, Any]:
     stream = mode == "stream"
     t_cell = time.monotonic()
     mock.reset()
     if name == "ridethrough":
         gw = G.start_ridethrough(
-            mock, run_dir, name=f"ridethrough-freeze-{shape}-{mode}", default_timeouts=True
+            mock, run_dir, name=f"ridethrough-freeze-{shape}-{mode}", default_timeouts=True,
+            src=src,
         )
     else:
         gw = G.STARTERS[name](mock, run_dir)
@@ -468,29 +472,49 @@ class Settings:
     shapes: tuple[str, ...] = SHAPES
     modes: tuple[str, ...] = MODES
     concurrency: int = FREEZE_CONCURRENCY
+    src: Path | None = None  # run ridethrough from this source tree (as bench/ab.py does)
 
 
-def ridethrough_defaults() -> dict[str, Any]:
-    """The defaults ridethrough ran with, read from its config models (not restated)."""
-    from ridethrough.config import (
-        AdaptiveTimeoutConfig,
-        BreakerConfig,
-        HedgeConfig,
-        Timeouts,
-    )
-
-    return {
-        "timeouts_s": Timeouts().model_dump(),
-        "adaptive": AdaptiveTimeoutConfig().model_dump(),
-        "hedge": HedgeConfig().model_dump(),
-        "breaker": {
-            k: v for k, v in BreakerConfig().model_dump().items() if k.startswith(("slow", "cool"))
-        },
-    }
+_DEFAULTS = """
+import json
+from ridethrough.config import AdaptiveTimeoutConfig, BreakerConfig, HedgeConfig, Timeouts
+b = BreakerConfig().model_dump()
+print(json.dumps({
+    "timeouts_s": Timeouts().model_dump(),
+    "adaptive": AdaptiveTimeoutConfig().model_dump(),
+    "hedge": HedgeConfig().model_dump(),
+    "breaker": {k: v for k, v in b.items() if k.startswith(("slow", "cool"))},
+}))
+"""
 
 
-def source_state() -> str:
-    """The commit measured, and whether src/ had uncommitted changes (it is what runs)."""
+def ridethrough_defaults(src: Path | None = None) -> dict[str, Any]:
+    """The defaults the measured ridethrough ran with, read from its own config models (in a
+    child process, from ``src`` if given), not restated here."""
+    exe = G.ROOT / ".venv" / "bin" / "python"
+    env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}
+    try:
+        out = subprocess.run(
+            [str(exe) if exe.exists() else sys.executable, "-c", _DEFAULTS],
+            capture_output=True, text=True, timeout=60, check=True, env=env,
+        )
+        return dict(json.loads(out.stdout))
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        return {"error": repr(e)}
+
+
+def sdk_versions() -> dict[str, str]:
+    import anthropic
+    import openai
+
+    return {"anthropic": anthropic.__version__, "openai": openai.__version__}
+
+
+def source_state(src: Path | None = None) -> str:
+    """The commit measured, and whether src/ had uncommitted changes (it is what runs), or
+    the source tree given instead."""
+    if src is not None:
+        return f"the source tree {src} (PYTHONPATH first)"
     try:
         head = subprocess.run(
             ["git", "-C", str(G.ROOT), "rev-parse", "--short", "HEAD"],
@@ -519,16 +543,17 @@ def run(
         "concurrency": st.concurrency,
         "pacing": PACING,
         "sdk": {
+            "versions": sdk_versions(),
             "max_retries": 0,
             "default_timeouts": sdk_default_timeouts(),
             "split": f"{st.concurrency // len(SDKS)} clients per SDK, both SDKs at once",
         },
-        "ridethrough_defaults": ridethrough_defaults(),
+        "ridethrough_defaults": ridethrough_defaults(st.src),
         "peer_config": (
             "the harness's configs (bench/gateways.py): 5 s per-attempt timeout, "
             "their documented retries and fallbacks"
         ),
-        "source": source_state(),
+        "source": source_state(st.src),
         "skipped": [],
         "cells": [],
     }
@@ -543,7 +568,9 @@ def run(
             for shape in st.shapes:
                 for mode in st.modes:
                     log(f"freeze {shape:19} {mode:6} {name}")
-                    r = run_cell(name, shape, mode, mock, run_dir, tl, concurrency=st.concurrency)
+                    r = run_cell(
+                        name, shape, mode, mock, run_dir, tl, concurrency=st.concurrency, src=st.src
+                    )
                     for sdk, v in r["sdks"].items():
                         e = v["windows"]["early"]
                         log(

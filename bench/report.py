@@ -335,6 +335,11 @@ def _pp(w: dict[str, Any]) -> str:
     return f"{_f(w['p50_ms'], 0)} / {_f(w['p99_ms'], 0)} ({w['calls']})"
 
 
+def _versions(sdk: dict[str, Any]) -> str:
+    v = sdk.get("versions") or {}
+    return " (" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")" if v else ""
+
+
 def _kinds(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {n}" for k, n in sorted(d.items())) or "–"
 
@@ -348,7 +353,8 @@ def freeze_lines(fz: dict[str, Any]) -> list[str]:
     L.append(
         f"Primary frozen from {tl['onset']:g} s to {tl['recover']:g} s of a {tl['end']:g} s "
         f"closed-loop load, c={fz['concurrency']} ({sdk['split']}), fresh gateway per cell. "
-        f"SDKs: `max_retries={sdk['max_retries']}` (no SDK retry hides a failure), default "
+        f"SDKs{_versions(sdk)}: `max_retries={sdk['max_retries']}` (no SDK retry hides a "
+        "failure), default "
         f"timeouts ({'; '.join(f'{k}: {v}' for k, v in sdk['default_timeouts'].items())}). "
         "ridethrough: default timeouts"
         + (
@@ -406,7 +412,7 @@ def freeze_lines(fz: dict[str, Any]) -> list[str]:
                 )
                 hd = v["healthy"]
                 hedge = (
-                    f"+{hd['extra_pct']:.1f} % ({hd['upstream_requests']}/{hd['client_calls']})"
+                    f"{hd['extra_pct']:+.1f} % ({hd['upstream_requests']}/{hd['client_calls']})"
                     if hd["extra_pct"] is not None
                     else "–"
                 )

@@ -71,16 +71,19 @@ def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
         return await forward.not_found(request)
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        # Never a stack trace to the client; the log has it.
+        # The last resort: a bug of ours. Never a stack trace to the client; the log has it,
+        # under the same request id the client is given.
         import logging
 
-        logging.getLogger("ridethrough").exception("unhandled error on %s", request.url.path)
         from ridethrough.api.errors import caller_format, error_response
 
         headers = {k.lower(): v for k, v in request.headers.items()}
+        request_id = request.scope.get("state", {}).get("request_id") \
+            or headers.get("x-request-id") or completions.new_request_id()
+        logging.getLogger("ridethrough").error("unhandled error on %s (request %s)", request.url.path,
+                                               request_id, exc_info=exc)
         return error_response(caller_format(headers, request.url.path), 500,
-                              "internal error in ridethrough (logged)",
-                              request_id=headers.get("x-request-id") or "unknown")
+                              "internal error in ridethrough (logged)", request_id=request_id)
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, 404: http_error,

@@ -59,6 +59,10 @@ class Capabilities(Strict):
     streaming: bool | None = None
     json_mode: bool | None = None
     context_window: int | None = Field(None, gt=0)
+    # Anthropic targets whose model takes {"role": "system"} messages inside ``messages``
+    # (Claude Opus 4.8 on the Claude API): an OpenAI caller's later system messages keep their
+    # place there instead of joining the top-level system prompt.
+    system_messages: bool | None = None
 
 
 class ProviderConfig(Strict):

@@ -36,7 +36,7 @@ from ridethrough.routing.executor import Executor, JsonResult, StreamResult
 from ridethrough.routing.fallback import FallbackResult, Tiers
 from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Target, plan_targets
-from ridethrough.routing.request import InboundRequest
+from ridethrough.routing.request import InboundRequest, request_side
 from ridethrough.routing.timeouts import TimeoutPolicy
 
 log = logging.getLogger("ridethrough")
@@ -175,8 +175,9 @@ class Gateway:
         cached = await self.tiers.before_live(req)
         if cached is not None:
             return cached
-        plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
-                            req.stream, self.board, self.last_resorts.get(req.route_name))
+        with request_side(req.format, req.body):  # translation checks read the whole request
+            plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
+                                req.stream, self.board, self.last_resorts.get(req.route_name))
         self.budget.on_request()
         self.hedge_budget.on_request()
         if not plan.candidates and plan.capability_only:
@@ -247,7 +248,8 @@ class Gateway:
                 continue
             row["timeout_s"] = round(policy.for_phase(t.key, t.timeouts, row["phase"]), 3)
         return {"targets": rows, "hedges": dict(self.executor.hedge_stats),
-                "hedge_budget_tokens": round(self.hedge_budget.tokens, 2)}
+                "hedge_budget_tokens": round(self.hedge_budget.tokens, 2),
+                "min_samples": self.latency.min_samples, "sketches": self.latency.export()}
 
     def attempts_summary(self, attempts: list[AttemptRecord]) -> tuple[int, str]:
         made = sum(1 for a in attempts if not a.outcome.startswith("skipped:"))

@@ -78,6 +78,31 @@ class GatewayThread:
 
         self.call(flush()).result(timeout)
 
+    def blamed(self) -> list[str]:
+        """What this gateway now holds against its targets: a breaker that moved, a health
+        window that counted a failure, an open incident. Bad input from a client must leave
+        this empty (tests/property, bench/fuzz.py)."""
+
+        async def read() -> list[str]:
+            gw = self.gateway
+            out = []
+            for b in gw.board.snapshot():
+                if b["state"] != "closed" or b["consecutive_failures"] or b["window_error_rate"] \
+                        or b["opened_count"] or b["held_for_s"]:
+                    out.append(f"breaker {b['target']}: {b['state']}, last error {b['last_error']}")
+            health = gw.health
+            if health is not None:
+                health.tick()  # fold what is queued, as the service's own loop would
+                now = health.monitor.clock()
+                for key, window in health.monitor.windows.items():
+                    st = window.stats(now, 1e9)
+                    if st.failures:
+                        out.append(f"health {key}: {st.failures} failures {st.classes}")
+                out.extend(f"incident {subject}" for subject in health.engine.open)
+            return out
+
+        return list(self.call(read()))
+
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=30)

@@ -22,8 +22,10 @@ def gw():
     cfg = parse_config({
         "server": {"access_log": True, "max_body_bytes": 20000,
                    "gateway_keys": [{"name": "app", "sha256": hash_key(GATEWAY_KEY)}]},
-        "providers": {"claude": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0}},
-        "routes": {"claude-sonnet-4-5": {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"}]}},
+        "providers": {"claude": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0},
+                      "gpt": {"kind": "simulated", "format": "openai", "token_delay_s": 0}},
+        "routes": {"claude-sonnet-4-5": {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"}]},
+                   "gpt-4o": {"targets": [{"provider": "gpt", "model": "gpt-4o"}]}},
     })
     with GatewayThread(cfg) as g:
         yield g
@@ -39,6 +41,8 @@ def still_serving(gw):
     a = httpx.post(gw.url + "/v1/messages", headers=A_HEADERS, json=GOOD_A)
     o = httpx.post(gw.url + "/v1/chat/completions", headers=O_HEADERS, json=GOOD_O)
     assert a.status_code == 200 and o.status_code == 200
+    for b in gw.gateway.board.snapshot():  # bad input is never a target's failure
+        assert b["consecutive_failures"] == 0 and b["window_error_rate"] == 0, b
 
 
 def anthropic_error(r, status, etype):
@@ -92,14 +96,31 @@ def test_anthropic_missing_or_mistyped_fields(gw, mutate, field):
     still_serving(gw)
 
 
-@pytest.mark.parametrize("mutate,field", [
+OPENAI_MISTAKES = [
     (lambda b: b.pop("messages"), "messages"),
     (lambda b: b.update(messages=[]), "messages"),
     (lambda b: b.update(temperature="hot"), "temperature"),
-    (lambda b: b.update(stop=["a", "b", "c", "d", "e"]), "stop"),
     (lambda b: b.update(max_tokens=0), "max_tokens"),
+]
+
+
+@pytest.mark.parametrize("mutate,field", [
+    *OPENAI_MISTAKES,
+    (lambda b: b.update(stop=["a", "b", "c", "d", "e"]), "stop"),  # OpenAI's own limit
 ])
 def test_openai_missing_or_mistyped_fields(gw, mutate, field):
+    """To an OpenAI target: checked by the gateway or by the provider, 400 either way."""
+    body = json.loads(json.dumps(GOOD_O))
+    body["model"] = "gpt-4o"
+    mutate(body)
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=O_HEADERS, json=body)
+    assert field in openai_error(r, 400)
+    still_serving(gw)
+
+
+@pytest.mark.parametrize("mutate,field", OPENAI_MISTAKES)
+def test_openai_mistakes_to_a_claude_only_route(gw, mutate, field):
+    """Translation cannot carry them: no target can serve, a 400 naming the field."""
     body = json.loads(json.dumps(GOOD_O))
     mutate(body)
     r = httpx.post(gw.url + "/v1/chat/completions", headers=O_HEADERS, json=body)

@@ -124,3 +124,49 @@ def test_claude_code_tool_round_trip(gw, tmp_path, direction):
     # The simulator asked for the Read tool; Claude Code ran it and sent its result back.
     assert out["is_error"] is False and out["num_turns"] == 2, out
     assert out["result"].startswith(f"[{sim}] The tool returned:"), out
+
+
+# -- LangChain (Python) -------------------------------------------------------------------
+
+
+def _langchain(fmt: str, url: str, route: str) -> Any:
+    if fmt == "anthropic":
+        from langchain_anthropic import ChatAnthropic
+
+        return ChatAnthropic(model=route, base_url=url, api_key="client-key", max_retries=0,
+                             max_tokens=300)
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(model=route, base_url=url + "/v1", api_key="client-key", max_retries=0)
+
+
+def _weather(city: str) -> str:
+    """Weather in a city."""
+    return "sunny, 21 C"
+
+
+@pytest.mark.parametrize("fmt,mode,direction", CASES)
+def test_langchain_chat_models(gw, fmt, mode, direction):
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+
+    route = DIRECTIONS[fmt][direction == "cross"]
+    prompt = f"langchain {fmt} {mode} {direction}"
+    chat = _langchain(fmt, gw.url, route)
+    out: dict[str, Any] = {}
+    if mode == "json":
+        out["text"] = chat.invoke(prompt).text
+    elif mode == "stream":
+        pieces = [chunk.text for chunk in chat.stream(prompt)]
+        out["deltas"] = sum(1 for p in pieces if p)
+        out["text"] = "".join(pieces)
+    else:
+        get_weather = tool("get_weather")(_weather)
+        bound = chat.bind_tools([get_weather])
+        first = bound.invoke([HumanMessage(prompt)])
+        [call] = first.tool_calls
+        out["tool_called"] = call["name"]
+        second = bound.invoke([HumanMessage(prompt), first,
+                               ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])])
+        out["text"] = second.text
+    _check(out, mode, route, prompt)

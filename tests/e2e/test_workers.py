@@ -233,7 +233,16 @@ def test_two_workers_read_as_one_gateway(cluster: Cluster) -> None:
         data["store"].pop("last_write")
         data["leader"].pop("published_at")
         return data
-    _one_value(cluster.by_worker("/api/ridethrough/health.json", 20, health))
+    data = _one_value(cluster.by_worker("/api/ridethrough/health.json", 20, health))
+
+    # Learned latency: each worker's own model, and one exact merge of their sketches.
+    per_worker = {lv["worker"]: {(r["target"], r["phase"]): r["count"] for r in lv["targets"]}
+                  for lv in data["latency"]}
+    assert len(per_worker) == 2
+    merged = {(r["target"], r["phase"]): r["count"] for r in data["latency_all"]["targets"]}
+    key = (PRIMARY, "complete:le256")
+    assert all(counts.get(key, 0) > 0 for counts in per_worker.values())   # both learned it
+    assert merged[key] == sum(counts.get(key, 0) for counts in per_worker.values()) >= 40
 
     # /metrics: counters are the sum over both workers, and any worker says so.
     metrics = _one_value(cluster.by_worker("/metrics", 20, lambda r: r.text))

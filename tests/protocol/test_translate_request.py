@@ -73,12 +73,13 @@ def test_meaning_changing_loss_is_untranslatable(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", case_files("request_a2o"))
 def test_anthropic_request_survives_a_round_trip(case: dict[str, Any]) -> None:
-    """A->O->A keeps the conversation: what a user wrote reaches Claude unchanged."""
+    """A->O->A keeps the conversation: what a user wrote reaches Claude unchanged (a target
+    that takes mid-conversation system messages gets them back in place)."""
     there = anthropic_to_openai_request(case["input"], "gpt", **case["kwargs"]).body
     if "response_format" in there:
         assert check_openai_to_anthropic(there) is not None  # JSON mode is one-way by design
         return
-    back = openai_to_anthropic_request(there, "claude").body
+    back = openai_to_anthropic_request(there, "claude", system_messages=True).body
     original = case["input"]
     assert len(back["messages"]) == len(original["messages"])
     for got, sent in zip(back["messages"], original["messages"], strict=True):

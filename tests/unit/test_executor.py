@@ -136,6 +136,8 @@ class ScriptedProvider:
         self.cancelled = 0  # calls that were still waiting when the executor gave up on them
 
     async def _wait(self, step: Any) -> Any:
+        if asyncio.iscoroutine(step):           # a scripted async step: its result is the step
+            step = await step
         if isinstance(step, Hang):
             try:
                 await asyncio.Event().wait()
@@ -704,3 +706,23 @@ def test_a_429_while_others_can_answer_holds_the_target_back_briefly():
     w.clock.advance(3.1)                            # the jittered hold (1–3 s) is over
     assert w.run(w.request(), [a, b]).target is a
     assert len(a.provider.calls) == 2
+
+
+def test_a_backup_that_loses_to_the_original_is_not_a_slow_call():
+    # The original answers after the hedge delay but before the backup: the backup is
+    # cancelled as hedge_lost, yet nothing says the backup's target is slow.
+    w = World(hedge=FIXED_HEDGE)
+
+    async def original_answers_late() -> bytes:
+        for _ in range(5):                # lets the hedge timer fire and the backup start
+            await asyncio.sleep(0)
+        return ANTHROPIC_MESSAGE
+
+    a = w.target("a", "anthropic", [original_answers_late])
+    b = w.target("b", "openai", [Hang()])
+    req = w.request()
+    result = w.run(req, [a, b])
+    assert result.target is a
+    assert outcomes(req) == [("a", "ok"), ("b", "hedge_lost")]
+    assert w.executor.hedge_stats["started"] == 1 and w.executor.hedge_stats["won"] == 0
+    assert w.breaker(b).snapshot()["slow_call_rate"] == 0.0     # not held against b

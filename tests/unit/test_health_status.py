@@ -43,6 +43,7 @@ def test_attempt_verdicts_separate_target_faults_from_decisions() -> None:
     assert attempt_verdict("skipped:capability:tools") == (False, False)
     assert attempt_verdict("skipped:unavailable:OPENAI_API_KEY is not set") == (False, False)
     assert attempt_verdict("skipped:drained") == (False, False)
+    assert attempt_verdict("hedge_lost") == (False, False)               # late, not failed
 
 
 def test_outcome_labels_are_bounded() -> None:

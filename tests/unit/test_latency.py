@@ -125,3 +125,24 @@ def test_slow_successes_are_far_past_the_p99():
     clock.advance(1.1)
     assert not p.is_slow(T, shape, 2.5, 3.0)
     assert p.is_slow(T, shape, 3.5, 3.0)
+
+
+def test_sketches_round_trip_and_merge_exactly_across_workers():
+    from ridethrough.routing.latency import merge_exports, sketch_from_json, sketch_to_json
+
+    clock = FakeClock()
+    a, b, both = model(clock, min_samples=1), model(clock, min_samples=1), model(clock, min_samples=1)
+    for i in range(300):
+        value = 0.05 + (i % 37) * 0.01
+        (a if i % 3 else b).observe(T, "first_token", value)
+        both.observe(T, "first_token", value)
+    clock.advance(1.1)
+    [key] = a.export()
+    again = sketch_from_json(sketch_to_json(a._merged(a._series[(T, "first_token")])))
+    assert again.count == a.count(T, "first_token")
+    assert again.get_quantile_value(0.9) == a.quantile(T, "first_token", 0.9)
+    [row] = merge_exports([a.export(), b.export()], min_samples=20)
+    assert key == f"{T}|first_token"
+    assert row["count"] == 300 and row["warm"]
+    for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        assert row[name] == round(both.quantile(T, "first_token", q) * 1000, 1)

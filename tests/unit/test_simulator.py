@@ -199,6 +199,42 @@ def test_anthropic_validation_errors(claude, sim):
     assert sim.stats.by_outcome["invalid_request"] == 2
 
 
+def test_anthropic_mid_conversation_system_message_is_accepted_where_the_api_allows_it(claude, sim):
+    system_turn = {"role": "system", "content": "Answer in French."}
+    msg = claude.messages.create(model="claude-opus-4-8", max_tokens=20, messages=[*USER, system_turn])
+    assert msg.stop_reason is not None
+    resp = httpx.post(sim.base_url + "/v1/messages", json={
+        "model": "m", "max_tokens": 5, "messages": [system_turn, *USER]})
+    assert resp.status_code == 400 and resp.json()["error"]["message"].startswith("messages.0.role")
+
+
+TOOL_BAD_SCHEMA = {"name": "f", "input_schema": {"type": "object", "properties": -1, "required": ["x"]}}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [1]}]}),
+    ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": USER, "tools": [TOOL_BAD_SCHEMA]}),
+    ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": USER, "tools": 1.5}),
+    ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": USER, "temperature": "hot"}),
+    ("/v1/messages", {"model": "m", "max_tokens": 5, "messages": USER, "tool_choice": [1]}),
+    ("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": [True]}]}),
+    ("/v1/chat/completions", {"model": "m", "messages": USER, "tools": [{"type": "function", "function": {
+        "name": "f", "parameters": {"properties": {"x": []}, "required": [{"a": 1}]}}}]}),
+    ("/v1/chat/completions", {"model": "m", "messages": USER, "tool_choice": {"function": "f"}}),
+    ("/v1/chat/completions", {"model": "m", "messages": USER, "tools": [{"function": {"name": True}}]}),
+    ("/v1/chat/completions", {"model": "m", "messages": USER, "stop": 1.5}),
+    ("/v1/chat/completions", {"model": "m", "messages": [{"role": "assistant", "tool_calls": [1]}]}),
+])
+def test_type_confused_requests_get_the_providers_400_not_a_500(sim, path, body):
+    """A real provider says 400 to these; a stand-in that answered 500 would look like an outage."""
+    resp = httpx.post(sim.base_url + path, json=body)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    if path == "/v1/messages":
+        assert resp.json()["type"] == "error"
+
+
 # -- OpenAI Chat Completions ------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ridethrough.errors import (
     AllAttemptsFailed,
     AttemptRecord,
     AuthenticationFailed,
+    ClientError,
     NoTargetCanServe,
     RidethroughError,
     UpstreamError,
@@ -40,9 +42,10 @@ from ridethrough.routing.deadline import Deadline, client_timeout_from_headers
 from ridethrough.routing.executor import JsonResult, StreamResult
 from ridethrough.routing.fallback import FallbackResult
 from ridethrough.routing.relay import in_band_error_frame
-from ridethrough.routing.request import InboundRequest
+from ridethrough.routing.request import InboundRequest, request_side
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+log = logging.getLogger("ridethrough")
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,16 @@ async def handle(gw: Gateway, request: Request, dialect: Dialect) -> Response:
     # ASGI header names are lower-case already; decoding them here skips Starlette's Headers.
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
     request_id = headers.get("x-request-id") or new_request_id()
+    request.scope.setdefault("state", {})["request_id"] = request_id  # for app.server_error
     started = gw.clock()
     req: InboundRequest | None = None
     try:
         key_id = authenticate(gw, headers)
         body = await read_json(request, gw.cfg.server.max_body_bytes, headers)
-        dialect.validate(body)
-        route_cfg, _ = gw.route(body["model"])
-        req = build_request(gw, dialect, body, headers, route_cfg, request_id, key_id, started)
+        with request_side(dialect.format, body):
+            dialect.validate(body)
+            route_cfg, _ = gw.route(body["model"])
+            req = build_request(gw, dialect, body, headers, route_cfg, request_id, key_id, started)
         if req.stream:
             return await _respond_stream(gw, req)
         result = await gw.serve(req)
@@ -127,8 +132,17 @@ def _ridethrough_headers(gw: Gateway, req: InboundRequest | None,
     if target:
         h["x-ridethrough-target"] = target
     if reasons:
-        h["x-ridethrough-fallback-reason"] = reasons[:1000]
+        h["x-ridethrough-fallback-reason"] = header_text(reasons[:1000])
     return h
+
+
+def header_text(text: str) -> str:
+    """One printable ASCII line: skip reasons quote the client's own input (a tool's type, a
+    role), which a header must neither fail to encode nor let break the line."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if c.isascii() and c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def _upstream_id_headers(req: InboundRequest, result: JsonResult | StreamResult) -> dict[str, str]:
@@ -328,6 +342,10 @@ async def _keepalive_then_pipe(gw: Gateway, req: InboundRequest, task: asyncio.F
             yield _late_error_frame(req, e)
             _emit_failure(gw, req, e, 200, req.started_at, req.format, req.request_id)
             return
+        except Exception:  # a bug of ours, after the headers went out: still a proper ending
+            log.exception("serving %s failed after its headers were sent", req.request_id)
+            yield in_band_error_frame(req.format, "api_error", "internal error in ridethrough (logged)")
+            return
         if isinstance(result, FallbackResult):
             yield encode_comment(f"served-by {result.tier}")
             for frame in _fallback_frames(req, result):
@@ -346,7 +364,8 @@ def _late_error_frame(req: InboundRequest, e: RidethroughError) -> bytes:
         summary = "; ".join(f"{a.target}: {a.outcome}" for a in e.attempts)
         return in_band_error_frame(req.format, "overloaded_error",
                                    f"All targets failed. Attempts: {summary}")
-    etype = "invalid_request_error" if isinstance(e, (NoTargetCanServe, UpstreamError)) else "api_error"
+    client_side = isinstance(e, (NoTargetCanServe, UpstreamError, ClientError))
+    etype = "invalid_request_error" if client_side else "api_error"
     return in_band_error_frame(req.format, etype, e.message)
 
 

@@ -17,10 +17,13 @@ JSON = "application/json"
 
 
 def caller_format(headers: dict[str, str], path: str = "") -> str:
-    """Anthropic if the caller looks like an Anthropic client, else OpenAI."""
-    if "anthropic-version" in headers or path.startswith("/v1/messages"):
+    """The format of the path that was called; on other paths, Anthropic if the caller looks
+    like an Anthropic client, else OpenAI."""
+    if path.startswith("/v1/messages"):
         return "anthropic"
-    return "openai"
+    if path.startswith("/v1/chat/completions"):
+        return "openai"
+    return "anthropic" if "anthropic-version" in headers else "openai"
 
 
 def error_response(fmt: str, status: int, message: str, *, request_id: str,

@@ -132,10 +132,12 @@ def status(url: str) -> None:
                            + (f" — {page['text']}" if page["problem"] else ""))
         providers.add_row(c["name"], _status(c["status"]), theirs)
     console.print(providers)
-    for learned in health.get("latency") or []:
+    merged = health.get("latency_all")
+    for learned in ([{**merged, "worker": "all"}] if merged else health.get("latency") or []):
         if not learned.get("targets"):
             continue
-        who = f"worker {learned['worker']}" if learned.get("worker") is not None else "this gateway"
+        who = {None: "this gateway", "all": "all workers"}.get(learned.get("worker"),
+                                                             f"worker {learned.get('worker')}")
         lt = Table(title=f"Learned latency ({who})", title_justify="left")
         for col in ("target", "phase", "calls", "p50", "p95", "p99", "timeout now"):
             lt.add_column(col)

@@ -20,6 +20,10 @@ NEUTRAL_CLASSES = frozenset({
     ErrorClass.CLIENT.value, ErrorClass.TOO_LARGE.value, ErrorClass.TRANSLATION.value,
     ErrorClass.LOCAL_SATURATION.value, ErrorClass.UNAVAILABLE.value,
 })
+# Outcomes that are neither a success nor a failure: a hedged attempt cancelled because another
+# target answered first was late, not failed (its breaker counts it as a slow call; a freezing
+# target turns red through its breaker opening within a handful of them).
+NEUTRAL_OUTCOMES = frozenset({"hedge_lost"})
 # Skip reasons that are a decision, not a failure of the target.
 NEUTRAL_SKIPS = ("drained", "deadline", "unavailable", "capability", "untranslatable")
 ROUTE_FAILURES = frozenset({"error", "stream_error"})
@@ -49,7 +53,7 @@ def attempt_verdict(outcome: str) -> tuple[bool, bool]:
             return False, False
         return True, True        # breaker open / half-open / held down
     base = outcome.removesuffix("_after_commit")
-    if base in NEUTRAL_CLASSES:
+    if base in NEUTRAL_CLASSES or base in NEUTRAL_OUTCOMES:
         return False, False
     return True, True
 

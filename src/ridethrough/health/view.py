@@ -18,6 +18,7 @@ from ridethrough.health.incident_model import Incident
 from ridethrough.health.monitor import Totals
 from ridethrough.health.status import tree_since, tree_status
 from ridethrough.health.upstream import UpstreamView
+from ridethrough.routing.latency import merge_exports
 from ridethrough.store import SharedRead
 
 Labels = dict[str, str]
@@ -82,6 +83,8 @@ class HealthView:
     breakers: list[tuple[str, Labels, dict[str, Any]]] = field(default_factory=list)
     # Per process: learned latency, applied timeouts and hedges (Gateway.latency_view).
     latency: list[tuple[Labels, dict[str, Any]]] = field(default_factory=list)
+    # Several workers: their sketches merged exactly into one view (labelled worker="all").
+    latency_all: dict[str, Any] | None = None
     stores_up: list[tuple[Labels, bool]] = field(default_factory=list)
     workers: list[dict[str, Any]] | None = None   # several workers only
     leader: dict[str, Any] | None = None
@@ -96,6 +99,17 @@ class HealthView:
     def updated_at(self) -> float:
         return max([self.catalog.created_at, *self.since.values(),
                     *(i.updated_at for i in self.incidents)])
+
+
+def merge_latency(views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' learned latency as one: sketches merged, hedges summed."""
+    hedges: dict[str, int] = {}
+    for lv in views:
+        for k, n in lv.get("hedges", {}).items():
+            hedges[k] = hedges.get(k, 0) + int(n)
+    min_samples = int(views[0].get("min_samples", 20)) if views else 20
+    rows = merge_exports([lv.get("sketches", {}) for lv in views], min_samples)
+    return {"targets": rows, "hedges": hedges}
 
 
 def probe_lines(results: Iterable[Any]) -> list[dict[str, Any]]:
@@ -156,6 +170,8 @@ def shared_view(catalog: Catalog, read: SharedRead, now: float, *, store_path: s
         view.stores_up.append((labels, bool(row.get("store", {}).get("ok", True))))
         if row.get("latency"):
             view.latency.append((labels, row["latency"]))
+    if view.latency:
+        view.latency_all = merge_latency([lv for _, lv in view.latency])
     stores = [r.get("store", {}) for r in live]
     failing = [s for s in stores if not s.get("ok", True)]
     view.store = StoreLine(

@@ -15,6 +15,7 @@ Requests, Anthropic -> OpenAI (``anthropic_to_openai_request``); ``dropped`` nam
 Anthropic                             OpenAI                              outcome
 ====================================  ==================================  ====================
 system (str | text blocks)            leading system message (\n\n join)  carried
+system message inside messages        system message in the same place    carried
 text / image base64 / image url       text part / data URI / https url    carried
 tool_use {id, name, input}            tool_calls[{id, function, args}]    carried (JSON text)
 input under ``_raw_arguments``        the original arguments text         carried
@@ -44,6 +45,8 @@ mcp_servers                           -                                   Untran
 tool name longer than 64              -                                   Untranslatable
 more than 4 stop_sequences            -                                   Untranslatable
 trailing assistant message (prefill)  would be answered, not continued    Untranslatable
+a role other than user/assistant/sys  -                                   Untranslatable
+a value of a type it cannot read      (``shape.misfit`` names the field)  Untranslatable
 ====================================  ==================================  ====================
 
 Requests, OpenAI -> Anthropic (``openai_to_anthropic_request``)
@@ -53,6 +56,7 @@ OpenAI                                Anthropic                           outcom
 ====================================  ==================================  ====================
 leading system / developer messages   system (str, or blocks if several)  carried
 system message later on               appended to system                  "system.position"
+  to a target with system_messages    {role: system} in place, if allowed carried
 image_url data URI / http(s) url      image base64 / url source           carried
 image_url.detail (not auto)           -                                   "image.detail"
 tool_calls (arguments text)           tool_use input, parsed or repaired  carried
@@ -84,6 +88,7 @@ whitespace-only stop sequence         Anthropic answers 400               Untran
 image not jpeg/png/gif/webp           -                                   Untranslatable
 only system messages                  Anthropic needs a user turn         Untranslatable
 trailing assistant message            would be continued as a prefill     Untranslatable
+a value of a type it cannot read      (``shape.misfit`` names the field)  Untranslatable
 ====================================  ==================================  ====================
 
 Responses and streams (``translate_response``, ``translate_stream``), both directions

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .shape import misfit
 from .translate_response import decode_tool_arguments, encode_tool_input, safe_tool_id
 
 __all__ = [
@@ -81,8 +82,13 @@ _A2O_HANDLED = frozenset({
     "output_config",
 })
 # fmt: on
-_A2O_USER_BLOCKS = frozenset({"text", "image", "tool_result"})
-_A2O_ASSISTANT_BLOCKS = frozenset({"text", "tool_use"})
+# Which blocks each role may carry to OpenAI. A ``system`` message inside ``messages`` (Anthropic's
+# mid-conversation system messages) is OpenAI's own ``system`` role, in the same position.
+_A2O_BLOCKS = {
+    "user": ("text", "image", "tool_result"),
+    "assistant": ("text", "tool_use"),
+    "system": ("text",),
+}
 _A2O_TOOL_KEYS = frozenset({"name", "description", "input_schema", "type", "cache_control"})
 
 
@@ -91,6 +97,9 @@ def check_anthropic_to_openai(body: JSON) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         return "messages: not a list"
+    wrong = misfit("anthropic", body)
+    if wrong:
+        return str(wrong)
     if body.get("mcp_servers"):
         return "mcp_servers: remote MCP tools run inside Anthropic's API"
     for i, tool in enumerate(body.get("tools") or []):
@@ -103,11 +112,15 @@ def check_anthropic_to_openai(body: JSON) -> str | None:
     if len(stops) > OPENAI_STOP_MAX:
         return f"stop_sequences: {len(stops)} given, OpenAI takes at most {OPENAI_STOP_MAX}"
     for i, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ("user", "assistant", "system"):
+            return f"messages[{i}].role: {role!r} has no OpenAI equivalent"
         content = message.get("content")
         if not isinstance(content, list):
+            if content is None:
+                return f"messages[{i}].content: missing"
             continue
-        role = message.get("role")
-        allowed = _A2O_USER_BLOCKS if role == "user" else _A2O_ASSISTANT_BLOCKS
+        allowed = _A2O_BLOCKS[role]
         for j, block in enumerate(content):
             where = f"messages[{i}].content[{j}]"
             kind = block.get("type")
@@ -176,7 +189,7 @@ def anthropic_to_openai_request(
         if include_usage:
             out["stream_options"] = {"include_usage": True}
     for key, value in (body.get("metadata") or {}).items():
-        if key == "user_id" and value:
+        if key == "user_id" and value and isinstance(value, str):
             out["user"] = value
         elif value is not None:
             losses.add(f"metadata.{key}")
@@ -206,6 +219,7 @@ def _a2o_message(message: JSON, losses: _Losses) -> list[JSON]:
     """One Anthropic message -> one or more OpenAI messages (tool results split out first)."""
     role = message.get("role")
     content = message.get("content")
+    losses.scan_cache_control(message)
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     blocks: list[JSON] = content or []
@@ -213,6 +227,8 @@ def _a2o_message(message: JSON, losses: _Losses) -> list[JSON]:
         losses.scan_cache_control(block)
         if block.get("citations"):
             losses.add("citations")
+    if role == "system":  # a mid-conversation system message: OpenAI's system role, in place
+        return [{"role": "system", "content": "\n\n".join(b.get("text") or "" for b in blocks)}]
     if role == "assistant":
         text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
         calls = [
@@ -329,6 +345,9 @@ def check_openai_to_anthropic(body: JSON) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         return "messages: not a list"
+    wrong = misfit("openai", body)
+    if wrong:
+        return str(wrong)
     if (body.get("n") or 1) > 1:
         return "n > 1: Anthropic returns one choice per request"
     if body.get("logprobs") or body.get("top_logprobs"):
@@ -357,12 +376,19 @@ def check_openai_to_anthropic(body: JSON) -> str | None:
         reason = _check_openai_message(message, f"messages[{i}]")
         if reason:
             return reason
-        conversational = conversational or message.get("role") not in ("system", "developer")
+        conversational = conversational or (message.get("role") not in ("system", "developer")
+                                            and _says_something(message))
     if not conversational:
         return "messages: no user or assistant message (Anthropic needs at least one)"
     if messages[-1].get("role") == "assistant":
         return "last message is an assistant turn; Anthropic would continue it as a prefill"
     return None
+
+
+def _says_something(message: JSON) -> bool:
+    """Survives translation as a turn (an empty one is dropped: "messages.empty")."""
+    return bool(message.get("content") or message.get("tool_calls") or message.get("refusal")
+                or message.get("role") == "tool")
 
 
 def _check_openai_message(message: JSON, where: str) -> str | None:
@@ -406,9 +432,14 @@ def _image_part_url(part: JSON) -> str:
 
 
 def openai_to_anthropic_request(
-    body: JSON, model: str, *, default_max_tokens: int = 4096
+    body: JSON, model: str, *, default_max_tokens: int = 4096, system_messages: bool = False
 ) -> Translated:
-    """Rewrite an OpenAI Chat Completions request for an Anthropic Messages target."""
+    """Rewrite an OpenAI Chat Completions request for an Anthropic Messages target.
+
+    ``system_messages``: the target takes ``{"role": "system"}`` messages inside ``messages``
+    (capability ``system_messages``), so a system message after the first turn keeps its
+    place where Anthropic's placement rules allow it; otherwise it joins ``system``.
+    """
     reason = check_openai_to_anthropic(body)
     if reason:
         raise Untranslatable(reason)
@@ -418,15 +449,21 @@ def openai_to_anthropic_request(
     for message in body["messages"]:
         role = message.get("role")
         if role in ("system", "developer"):
+            text = _openai_text(message.get("content"))
+            if converted and system_messages:
+                if text:
+                    converted.append({"role": "system", "content": [{"type": "text", "text": text}]})
+                continue
             if converted:
                 losses.add("system.position")
-            text = _openai_text(message.get("content"))
             if text:
                 system.append(text)
             continue
         if message.get("name"):
             losses.add("messages.name")
         converted.append(_o2a_message(message, losses))
+    if system_messages:
+        converted = _place_system_messages(converted, system, losses)
     out: JSON = {"model": model}
     if system:
         out["system"] = (
@@ -545,6 +582,26 @@ def _merge_same_role(messages: list[JSON], losses: _Losses) -> list[JSON]:
         elif len(blocks) == 1 and blocks[0]["type"] == "text":
             message["content"] = blocks[0]["text"]
     return merged
+
+
+def _place_system_messages(messages: list[JSON], system: list[str], losses: _Losses) -> list[JSON]:
+    """Keep a mid-conversation system message where Anthropic allows one — right after a
+    user turn, and last or followed by an assistant turn (a run of them becomes one) — else
+    join it to ``system``. Runs before ``_merge_same_role``, on lists of blocks."""
+    roles = [m["role"] if m["content"] else None for m in messages]  # empty ones will go
+    kept: list[JSON] = []
+    for i, message in enumerate(messages):
+        if message["role"] != "system" or not message["content"]:
+            kept.append(message)
+            continue
+        before = next((r for r in reversed(roles[:i]) if r not in (None, "system")), None)
+        after = next((r for r in roles[i + 1:] if r not in (None, "system")), None)
+        if before == "user" and after in (None, "assistant"):
+            kept.append(message)
+            continue
+        losses.add("system.position")
+        system.append("\n\n".join(b["text"] for b in message["content"]))
+    return kept
 
 
 def _o2a_tools(body: JSON, out: JSON, losses: _Losses) -> None:

@@ -22,11 +22,13 @@ class ResolvedCapabilities:
     streaming: bool = True
     json_mode: bool = True
     context_window: int = 200_000
+    system_messages: bool = False  # mid-conversation {"role": "system"} (config.Capabilities)
 
     def merged(self, *overrides: Capabilities) -> ResolvedCapabilities:
         values = {
             "tools": self.tools, "images": self.images, "streaming": self.streaming,
             "json_mode": self.json_mode, "context_window": self.context_window,
+            "system_messages": self.system_messages,
         }
         for o in overrides:
             for k, v in o.model_dump(exclude_none=True).items():

@@ -30,6 +30,7 @@ from ridethrough.errors import (
     ACTIONS,
     AllAttemptsFailed,
     AttemptRecord,
+    ClientError,
     ErrorClass,
     UpstreamError,
 )
@@ -242,8 +243,8 @@ class Executor:
                         elapsed = self.clock() - t0
                         slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
                         self.latency.observe(target.key, shape.commit_phase, elapsed)
-                except (UpstreamError, asyncio.CancelledError):
-                    raise
+                except (UpstreamError, ClientError, asyncio.CancelledError):
+                    raise  # ClientError: prepare_call could not read the request (request_side)
                 except Exception as unexpected:
                     # An upstream answer our parsing or translation choked on is that
                     # target's failure, not a 500 for the client.
@@ -296,9 +297,16 @@ class Executor:
                 return None
             except asyncio.CancelledError:
                 if attempt.lost:
-                    req.attempts.append(AttemptRecord(target.key, "hedge_lost",
-                                                      (self.clock() - t0) * 1000, hedge=attempt.hedge))
-                    breaker.record_hedge_lost(claim)
+                    elapsed = self.clock() - t0
+                    req.attempts.append(AttemptRecord(target.key, "hedge_lost", elapsed * 1000,
+                                                      hedge=attempt.hedge))
+                    # Late only if it was past its own hedge delay: a backup that started
+                    # late and lost to the original answering after all is no slow call.
+                    delay = self.policy.hedge_delay(target.key, shape)
+                    if delay is not None and elapsed >= delay:
+                        breaker.record_hedge_lost(claim)
+                    else:
+                        breaker.release(claim)
                 else:
                     breaker.release(claim)
                 raise

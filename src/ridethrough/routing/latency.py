@@ -147,12 +147,59 @@ class LatencyModel:
         out = []
         for (target, phase), series in sorted(self._series.items()):
             merged = self._merged(series)
-            if merged is None or merged.count == 0:
-                continue
-            row: dict[str, Any] = {"target": target, "phase": phase, "count": int(merged.count)}
-            for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
-                value = merged.get_quantile_value(q)
-                row[name] = round(value * 1000, 1) if value is not None else None
-            row["warm"] = merged.count >= self.min_samples
-            out.append(row)
+            if merged is not None and merged.count:
+                out.append(_row(target, phase, merged, self.min_samples))
         return out
+
+    def export(self) -> dict[str, dict[str, Any]]:
+        """The rolling window's sketches, ``"target|phase"`` → JSON, for other workers to merge."""
+        out = {}
+        for (target, phase), series in self._series.items():
+            merged = self._merged(series)
+            if merged is not None and merged.count:
+                out[f"{target}|{phase}"] = sketch_to_json(merged)
+        return out
+
+
+def merge_exports(exports: list[dict[str, dict[str, Any]]], min_samples: int) -> list[dict[str, Any]]:
+    """Several workers' ``export()`` as one view: exact merges of their sketches."""
+    merged: dict[str, DDSketch] = {}
+    for export in exports:
+        for key, data in export.items():
+            merged.setdefault(key, _sketch()).merge(sketch_from_json(data))
+    rows = []
+    for key in sorted(merged):
+        target, phase = key.rsplit("|", 1)
+        rows.append(_row(target, phase, merged[key], min_samples))
+    return rows
+
+
+def _row(target: str, phase: str, sk: DDSketch, min_samples: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"target": target, "phase": phase, "count": int(sk.count)}
+    for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        value = sk.get_quantile_value(q)
+        row[name] = round(value * 1000, 1) if value is not None else None
+    row["warm"] = sk.count >= min_samples
+    return row
+
+
+# DDSketch's own serialization needs protobuf; its state is a few fields, written here as JSON
+# (tests/unit/test_latency.py round-trips it, so a library change fails there by name).
+
+def sketch_to_json(sk: DDSketch) -> dict[str, Any]:
+    def bins(store: Any) -> dict[str, float]:
+        return {str(store.offset + i): c for i, c in enumerate(store.bins) if c}
+
+    return {"pos": bins(sk._store), "neg": bins(sk._negative_store), "zero": sk._zero_count,
+            "count": sk._count, "sum": sk._sum, "min": sk._min, "max": sk._max}
+
+
+def sketch_from_json(data: dict[str, Any]) -> DDSketch:
+    sk = _sketch()
+    for key, count in data["pos"].items():
+        sk._store.add(int(key), count)
+    for key, count in data["neg"].items():
+        sk._negative_store.add(int(key), count)
+    sk._zero_count = data["zero"]
+    sk._count, sk._sum, sk._min, sk._max = data["count"], data["sum"], data["min"], data["max"]
+    return sk

@@ -1,18 +1,55 @@
-"""The inbound request as the executor sees it, and how it becomes one upstream call."""
+"""The inbound request as the executor sees it, and how it becomes one upstream call.
+
+``request_side`` is the one place where an unexpected exception raised while reading a
+*request* — validating it, planning its targets, translating it — becomes the caller's 400,
+naming the field. It is a client's input that nothing checked, not a provider's fault: no
+breaker, health window or incident may ever hear of it. Exceptions while handling an
+upstream *answer* are the executor's, and stay that target's fault (``malformed_response``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ridethrough.config import RouteConfig
-from ridethrough.errors import AttemptRecord, ErrorClass, UpstreamError
+from ridethrough.errors import AttemptRecord, ErrorClass, InvalidRequest, RidethroughError, UpstreamError
 from ridethrough.protocols.features import RequestFeatures
+from ridethrough.protocols.shape import misfit
 from ridethrough.providers.base import UpstreamCall
 from ridethrough.routing.deadline import Deadline
 from ridethrough.routing.plan import Target
+
+log = logging.getLogger("ridethrough")
+
+
+@contextlib.contextmanager
+def request_side(fmt: str, body: Any) -> Iterator[None]:
+    """Run request-side work; any exception that is not already a ridethrough error becomes
+    an ``InvalidRequest`` (400) naming the first field whose type ridethrough did not expect."""
+    try:
+        yield
+    except RidethroughError:
+        raise
+    except Exception as e:
+        raise request_fault(fmt, body, e) from None
+
+
+def request_fault(fmt: str, body: Any, exc: Exception) -> InvalidRequest:
+    wrong = None
+    with contextlib.suppress(Exception):
+        wrong = misfit(fmt, body)
+    # Logged with its traceback: the request was bad, but a check should have said so first.
+    log.warning("request could not be read (%s: %s); answered 400", type(exc).__name__, wrong or "body",
+                exc_info=exc)
+    if wrong is not None:
+        return InvalidRequest(f"{wrong}", param=wrong.path)
+    return InvalidRequest(f"body: could not be read ({type(exc).__name__})", param="body")
 
 
 @dataclass(slots=True)
@@ -44,10 +81,16 @@ class PreparedCall:
 
 def prepare_call(req: InboundRequest, target: Target, *, inject_usage: bool = True) -> PreparedCall:
     """Passthrough when formats match (only ``model`` and usage reporting edited); an explicit
-    translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails.
+    translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails, and
+    InvalidRequest (through ``request_side``) if the request cannot be read at all.
 
     ``inject_usage=False`` leaves ``stream_options`` alone, for OpenAI-compatible servers that
     reject the field (the answer then streams without a usage chunk)."""
+    with request_side(req.format, req.body):
+        return _prepare_call(req, target, inject_usage)
+
+
+def _prepare_call(req: InboundRequest, target: Target, inject_usage: bool) -> PreparedCall:
     body = req.body
     dropped: tuple[str, ...] = ()
     strip_usage = False
@@ -56,7 +99,7 @@ def prepare_call(req: InboundRequest, target: Target, *, inject_usage: bool = Tr
         out = dict(body)
         out["model"] = target.model
         if req.format == "openai" and req.stream and inject_usage:
-            so = dict(out.get("stream_options") or {})
+            so = dict(out.get("stream_options") or {})  # an object, or absent (validated)
             if not so.get("include_usage"):
                 so["include_usage"] = True
                 out["stream_options"] = so
@@ -72,7 +115,8 @@ def prepare_call(req: InboundRequest, target: Target, *, inject_usage: bool = Tr
                 injected = inject_usage and req.stream
             else:
                 t = translate.openai_to_anthropic_request(
-                    body, target.model, default_max_tokens=req.route.default_max_tokens)
+                    body, target.model, default_max_tokens=req.route.default_max_tokens,
+                    system_messages=target.caps.system_messages)
         except translate.Untranslatable as e:
             raise UpstreamError(ErrorClass.TRANSLATION, f"untranslatable: {e.reason}",
                                 target=target.key) from None

@@ -15,6 +15,7 @@ import orjson
 
 from ..protocols.sse import encode_event
 from .answers import Answer, Conversation, ToolChoice, ToolSpec, estimate_tokens
+from .checks import check_anthropic
 from .ids import IdMint
 from .wire import Frame, FrameKind, WireError
 
@@ -62,29 +63,8 @@ class AnthropicWire:
 
     def parse(self, body: bytes, *, require_max_tokens: bool = True) -> Conversation:
         data = _load_object(body)
-        model = data.get("model")
-        if model is None:
-            raise WireError(400, "model: Field required")
-        if not isinstance(model, str):
-            raise WireError(400, "model: Input should be a valid string")
-        max_tokens = data.get("max_tokens")
-        if require_max_tokens:
-            if max_tokens is None:
-                raise WireError(400, "max_tokens: Field required")
-            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-                raise WireError(400, "max_tokens: Input should be a valid integer")
-            if max_tokens < 1:
-                raise WireError(400, "max_tokens: Input should be greater than or equal to 1")
-        messages = data.get("messages")
-        if messages is None:
-            raise WireError(400, "messages: Field required")
-        if not isinstance(messages, list) or not messages:
-            raise WireError(400, "messages: at least one message is required")
-        for i, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-                raise WireError(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
-            if "content" not in message:
-                raise WireError(400, f"messages.{i}.content: Field required")
+        check_anthropic(data, require_max_tokens=require_max_tokens)
+        model, max_tokens, messages = data["model"], data.get("max_tokens"), data["messages"]
 
         conv = Conversation(model=model, max_tokens=max_tokens if require_max_tokens else None)
         last = messages[-1]

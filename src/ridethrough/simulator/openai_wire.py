@@ -19,6 +19,7 @@ import orjson
 
 from ..protocols.sse import DONE, encode_data
 from .answers import Answer, Conversation, ToolChoice, ToolSpec, estimate_tokens
+from .checks import check_openai
 from .ids import IdMint
 from .wire import Frame, FrameKind, WireError
 
@@ -67,24 +68,9 @@ class OpenAIWire:
 
     def parse(self, body: bytes) -> Conversation:
         data = load_object(body)
-        model = data.get("model")
-        if not isinstance(model, str):
-            raise WireError(400, "you must provide a model parameter", param="model")
-        messages = data.get("messages")
-        if not isinstance(messages, list):
-            raise WireError(400, "Missing required parameter: 'messages'.", param="messages")
-        if not messages:
-            raise WireError(400, "[] is too short - 'messages'", param="messages")
-        for i, message in enumerate(messages):
-            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise WireError(400, f"Missing required parameter: 'messages[{i}].role'.",
-                                param=f"messages[{i}].role")
-
+        check_openai(data)
+        model, messages = data["model"], data["messages"]
         max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise WireError(400, f"Invalid 'max_tokens': integer below minimum value. "
-                                 f"Expected a value >= 1, but got {max_tokens} instead.",
-                            param="max_tokens")
         conv = Conversation(model=model, max_tokens=max_tokens)
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
         if last_user is not None:
@@ -328,7 +314,8 @@ def _tool_choice(raw: Any) -> ToolChoice:
     if raw == "required":
         return ToolChoice("any")
     if isinstance(raw, dict):
-        name = (raw.get("function") or {}).get("name")
-        if name:
+        function = raw.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str) and name:
             return ToolChoice("tool", name)
     return ToolChoice("auto")

@@ -376,7 +376,12 @@ class SimulatorServer:
 
         try:
             self._check_api_key(request, wire)
-            exchange = endpoint(wire, body, request)
+            try:
+                exchange = endpoint(wire, body, request)
+            except WireError:
+                raise
+            except Exception as exc:  # input the checks let through: a provider says 400, not 500
+                raise WireError(400, f"Invalid request ({type(exc).__name__})") from exc
             if exchange.model is not None and self.models is not None \
                     and exchange.model not in self.models:
                 raise _model_not_found(wire, exchange.model)
@@ -411,10 +416,12 @@ class SimulatorServer:
         conv = wire.parse(body)
         answer = compose_answer(conv, sim_name=self.name, seed=self.seed,
                                 preamble_with_tools=wire.preamble_with_tools)
+        # Rendered here, not when sent, so anything odd in the request is still a 400.
         if conv.stream:
-            return Exchange(conv.model, stream=lambda: wire.stream_frames(conv, answer))
-        return Exchange(conv.model, body=lambda: wire.response_body(conv, answer),
-                        output_tokens=answer.output_tokens)
+            frames = wire.stream_frames(conv, answer)
+            return Exchange(conv.model, stream=lambda: frames)
+        rendered = wire.response_body(conv, answer)
+        return Exchange(conv.model, body=lambda: rendered, output_tokens=answer.output_tokens)
 
     def _count_tokens(self, wire: Wire, body: bytes, request: web.Request) -> Exchange:
         conv = self._anthropic.parse(body, require_max_tokens=False)

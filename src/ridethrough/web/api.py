@@ -122,7 +122,10 @@ class PublicApi:
             "webhooks": view.webhooks,
             "records_dropped": view.records_dropped,
             # Learned latency per target and phase, applied timeouts, hedges: per process.
-            "latency": [{"worker": labels.get("worker"), **lv} for labels, lv in view.latency],
+            "latency": [{"worker": labels.get("worker"),
+                         **{k: v for k, v in lv.items() if k != "sketches"}}
+                        for labels, lv in view.latency],
+            "latency_all": view.latency_all,   # several workers: merged exactly
         }
         if view.workers is not None:  # several workers: who serves, who leads
             out["workers"] = view.workers

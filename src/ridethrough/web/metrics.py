@@ -89,7 +89,10 @@ def render(svc: HealthService, view: HealthView | None = None) -> str:
              "The per-attempt timeout now applied per target and phase (per process).")
     o.family("ridethrough_hedges_total", "counter",
              "Backup requests: started, won (the backup answered first), refused by the budget.")
-    for labels, lv in view.latency:
+    entries = list(view.latency)
+    if view.latency_all is not None:
+        entries.append(({"worker": "all"}, view.latency_all))
+    for labels, lv in entries:
         for row in lv["targets"]:
             for q, key in (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms")):
                 if row.get(key) is not None:
@@ -98,8 +101,9 @@ def render(svc: HealthService, view: HealthView | None = None) -> str:
             if "timeout_s" in row:
                 o.sample("ridethrough_attempt_timeout_seconds", row["timeout_s"],
                          target=row["target"], phase=row["phase"], **labels)
-        for result, n in sorted(lv["hedges"].items()):
-            o.sample("ridethrough_hedges_total", n, result=result, **labels)
+        if labels.get("worker") != "all":
+            for result, n in sorted(lv["hedges"].items()):
+                o.sample("ridethrough_hedges_total", n, result=result, **labels)
     o.family("ridethrough_component_status", "gauge",
              "0 operational/maintenance, 1 degraded, 2 partial outage, 3 major outage.")
     for c in view.catalog.components.values():

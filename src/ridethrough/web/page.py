@@ -116,7 +116,8 @@ def _incident(inc: Incident, now: float) -> str:
 def _learned(view: HealthView) -> str:
     """What the gateway learned of each target's latency, and the timeouts it applies."""
     rows, started, won, refused = [], 0, 0, 0
-    for labels, lv in view.latency:
+    entries = [({}, view.latency_all)] if view.latency_all is not None else view.latency
+    for labels, lv in entries:
         who = f"worker {labels['worker']}: " if "worker" in labels else ""
         rows += [f"<tr><td>{escape(who + r['target'])}</td><td>{escape(r['phase'])}</td>"
                  f"<td>{r['count']}</td><td>{r['p50_ms']}</td><td>{r['p95_ms']}</td>"
