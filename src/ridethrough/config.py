@@ -156,17 +156,22 @@ class AdaptiveTimeoutConfig(Strict):
     min_samples: int = Field(20, ge=1)
     floor_first_byte_s: float = Field(2.0, gt=0)
     floor_first_token_s: float = Field(3.0, gt=0)
-    floor_complete_s: float = Field(10.0, gt=0)
+    floor_complete_s: float = Field(3.0, gt=0)
     # Of the time left, at most this share is kept back for the targets after this one.
     reserve_share: float = Field(0.5, ge=0, lt=1)
 
 
 class HedgeConfig(Strict):
-    """Backup requests (routing/hedge.py): past the target's learned ``quantile`` without an
-    answer, the next target is asked in parallel; the first to commit wins."""
+    """Backup requests (routing/executor.py): past the target's learned ``quantile`` without
+    an answer, the next target is asked in parallel; the first to commit wins.
+
+    p99, not "The Tail at Scale"'s p95: at p95 a healthy steady state hedges 5 % of requests,
+    spending the whole 5 % budget, so none is left for the calls in flight when a provider
+    freezes (measured in docs/performance.md → Freeze). At p99 about 1 % is spent and the
+    bucket stays full for the freeze. Tail-latency-first deployments can set 0.95."""
 
     enabled: bool = True
-    quantile: float = Field(0.95, gt=0, lt=1)
+    quantile: float = Field(0.99, gt=0, lt=1)
     delay_s: float | None = Field(None, gt=0)  # a fixed delay instead of the learned quantile
     min_delay_s: float = Field(0.05, ge=0)
     # Hedges spend their own token bucket: ``budget_ratio`` tokens per request (5 % extra

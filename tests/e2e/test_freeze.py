@@ -5,7 +5,7 @@ takes no connection, the request gets no headers, the headers come and then noth
 body or a stream's first token never arrive), or a stream stalls after it started. The
 gateway runs with its *default* timeouts (15 s for stream headers, 600 s for a JSON answer),
 so the only way these tests finish promptly is the behaviour under test: once the latency
-model has learned the primary (a warm-up of healthy calls), an attempt past its p95 gets a
+model has learned the primary (a warm-up of healthy calls), an attempt past its p99 gets a
 backup request to the secondary, which answers; the frozen attempt is cancelled as
 ``hedge_lost``, never waited out; and after a handful of such slow calls the breaker opens,
 so later requests skip the primary without waiting at all.
@@ -96,7 +96,7 @@ def test_a_stream_that_stalls_after_it_started_ends_in_a_clean_in_band_error(
 
 @SDKS
 def test_healthy_traffic_sends_few_extra_requests(resilience_kit, start_gateway, sdk, route):
-    """In a healthy steady state hedges fire only past the p95, within a 5 % budget."""
+    """In a healthy steady state hedges fire only past the p99, within a 5 % budget."""
     kit = resilience_kit
     gt = start_gateway(default_timeouts_config(kit))
     primary, secondary = kit.ROUTES[route]

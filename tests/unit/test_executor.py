@@ -619,8 +619,8 @@ def test_a_route_can_turn_hedging_off():
     assert w.executor.hedge_stats["started"] == 0
 
 
-def test_no_hedge_before_the_target_latency_is_learned_then_at_its_p95():
-    w = World(hedge={})                              # hedge at the learned p95 (min 5 samples)
+def test_no_hedge_before_the_target_latency_is_learned_then_at_its_p99():
+    w = World(hedge={})                              # hedge at the learned p99 (min 5 samples)
     a = w.target("a", "anthropic", [ANTHROPIC_MESSAGE] * 5 + [Hang()])
     b = w.target("b", "openai", [OPENAI_COMPLETION])
     for _ in range(5):                               # healthy calls teach the model
@@ -628,7 +628,7 @@ def test_no_hedge_before_the_target_latency_is_learned_then_at_its_p95():
     assert w.executor.hedge_stats["started"] == 0
     w.clock.advance(1.1)                             # quantile reads are cached for 1 s
     req = w.request()
-    assert w.run(req, [a, b]).target is b            # then a hangs: hedged at its p95
+    assert w.run(req, [a, b]).target is b            # then a hangs: hedged at its p99
     assert outcomes(req) == [("b", "ok"), ("a", "hedge_lost")]
 
 

@@ -97,7 +97,7 @@ def test_adaptive_timeouts_can_be_turned_off():
     assert p.for_attempt(T, CEILINGS, CallShape(stream=True)) is CEILINGS
 
 
-def test_the_hedge_delay_is_the_learned_p95_or_a_fixed_delay():
+def test_the_hedge_delay_is_a_learned_quantile_or_a_fixed_delay():
     clock = FakeClock()
     p = policy(clock)
     shape = CallShape(stream=True)
@@ -105,7 +105,10 @@ def test_the_hedge_delay_is_the_learned_p95_or_a_fixed_delay():
     for i in range(100):
         p.model.observe(T, "first_token", 0.1 if i < 95 else 2.0)
     clock.advance(1.1)
-    assert p.hedge_delay(T, shape) == pytest.approx(0.1, rel=0.03)
+    assert p.hedge_delay(T, shape) == pytest.approx(2.0, rel=0.03)   # the default: p99
+    p95 = policy(clock, quantile=0.95)
+    p95.model = p.model
+    assert p95.hedge_delay(T, shape) == pytest.approx(0.1, rel=0.03)
     assert policy(clock, delay_s=0.7).hedge_delay(T, shape) == 0.7
     assert policy(clock, enabled=False).hedge_delay(T, shape) is None
     fast = policy(clock, min_delay_s=0.25)

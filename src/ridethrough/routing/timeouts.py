@@ -8,8 +8,8 @@ Once the latency model has seen enough calls, each per-attempt timeout becomes
 
 Three more questions are answered here, all from the same model:
 
-- ``hedge_delay``: when a backup request goes out (the learned p95 of the commit phase, as in
-  Dean & Barroso's "The Tail at Scale", or a configured fixed delay);
+- ``hedge_delay``: when a backup request goes out (a learned quantile of the commit phase —
+  p99 by default, config.HedgeConfig says why not "The Tail at Scale"'s p95 — or a fixed delay);
 - ``expected``: how long a later target needs, so an attempt leaves that much of the deadline
   for it (Envoy's per-try timeout idea: only the last eligible target may use all that is left);
 - ``fair_wait`` / ``is_slow``: whether an attempt had a fair chance and used it badly, which is
