@@ -36,7 +36,10 @@ SHAPES = {
 def default_timeouts_config(kit, **overrides):
     providers = {name: {"timeouts": dict(DEFAULTS)} for name in ("a_primary", "o_backup",
                                                                  "o_primary", "a_backup")}
-    return kit.config(providers=providers, **overrides)
+    # The simulator answers in a few ms, so its learned p99 is tiny: a hedge no sooner than
+    # 0.5 s keeps a CPU stall of this shared machine during the warm-up from being hedged.
+    return kit.config(providers=providers, resilience={"hedge": {"min_delay_s": 0.5}},
+                      **overrides)
 
 
 def reason(seen) -> str:
@@ -65,14 +68,17 @@ def test_a_frozen_primary_is_hedged_then_skipped(resilience_kit, start_gateway, 
         seen_all.append(seen)
 
     primary_key = kit.target_key(primary)
-    # The frozen attempts were cut short by the backup's answer, never waited out.
-    assert f"{primary_key}=hedge_lost" in reason(seen_all[0]), reason(seen_all[0])
-    assert not any(f"{primary_key}=timeout" in reason(s) or "first_token_timeout" in reason(s)
-                   for s in seen_all)
+    # The frozen attempts were cut short by the backup's answer, never waited out. (When the
+    # port stops accepting, connections the gateway already had are dropped too: a request
+    # on one of them fails at once as `connect` instead, which is just as quick.)
+    reasons = [reason(s) for s in seen_all]
+    assert any(f"{primary_key}=hedge_lost" in r for r in reasons), reasons
+    assert not any(f"{primary_key}=timeout" in r or "first_token_timeout" in r for r in reasons)
     # A handful of slow calls opened the breaker: the last requests did not touch the primary.
     breaker = gt.gateway.board.get(primary_key)
-    assert breaker.opened_reason == "slow_calls"
-    assert f"{primary_key}=breaker_open" in reason(seen_all[-1]), reason(seen_all[-1])
+    assert breaker.opened_count >= 1
+    assert breaker.opened_reason == "slow_calls" or shape == "no_accept", breaker.opened_reason
+    assert f"{primary_key}=breaker_open" in reasons[-1], reasons[-1]
     assert s_sim.stats.total == AFTER_ONSET
     stats = gt.gateway.executor.hedge_stats
     assert 1 <= stats["started"] <= 6 and stats["won"] == stats["started"]
@@ -106,10 +112,9 @@ def test_healthy_traffic_sends_few_extra_requests(resilience_kit, start_gateway,
         seen = kit.ask(sdk, gt.url, route, prompt, stream=bool(i % 2))
         assert seen.error is None and seen.finished, seen
     extra = kit.sim(gt, secondary).stats.total
+    started = gt.gateway.executor.hedge_stats["started"]
     assert kit.sim(gt, primary).stats.total == n
-    # The budget: 20 tokens at start, then 5 % of requests (plus a slow refill).
-    assert extra <= 20 + 0.05 * n + 5
-    assert gt.gateway.executor.hedge_stats["started"] == extra
+    assert extra <= started <= 0.05 * n            # a backup cancelled early never arrives
 
 
 def test_what_was_learned_is_shown_in_metrics_status_json_and_the_page(resilience_kit,

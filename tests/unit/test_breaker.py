@@ -296,3 +296,17 @@ def test_a_probe_that_loses_its_hedge_reopens_with_a_doubled_cooldown(clock):
     probe = b.acquire()
     b.record_hedge_lost(probe)                  # still frozen: the backup answered first
     assert b.state is State.OPEN and b.cooldown == 20 and not b.probe_in_flight
+
+
+def test_after_recovery_one_slow_call_does_not_reopen_it(clock):
+    b = make(clock, slow_call_window=10, slow_call_min=5, slow_call_rate=0.5)
+    for _ in range(5):
+        b.acquire()
+        b.record_hedge_lost()
+    assert b.state is State.OPEN
+    clock.advance(10)
+    probe = b.acquire()
+    b.record_success(probe)                     # recovered
+    b.acquire()
+    b.record_hedge_lost()                       # one late call: the tail, not a new outage
+    assert b.state is State.CLOSED

@@ -145,7 +145,8 @@ class ScriptedProvider:
                 self.cancelled += 1
                 raise
         if isinstance(step, SlowFail):
-            await asyncio.sleep(0)
+            for _ in range(3):  # a few loop turns: a hedge timer due now fires first
+                await asyncio.sleep(0)
             self.clock.advance(step.seconds)
             raise step.error
         return step
@@ -726,3 +727,28 @@ def test_a_backup_that_loses_to_the_original_is_not_a_slow_call():
     assert outcomes(req) == [("a", "ok"), ("b", "hedge_lost")]
     assert w.executor.hedge_stats["started"] == 1 and w.executor.hedge_stats["won"] == 0
     assert w.breaker(b).snapshot()["slow_call_rate"] == 0.0     # not held against b
+
+
+def test_a_backup_refused_as_a_client_error_does_not_end_a_race_the_original_wins():
+    w = World(hedge=FIXED_HEDGE)
+
+    async def original_answers_late() -> bytes:
+        for _ in range(5):                # the hedge timer fires, the backup is refused
+            await asyncio.sleep(0)
+        return ANTHROPIC_MESSAGE
+
+    a = w.target("a", "anthropic", [original_answers_late])
+    b = w.target("b", "anthropic", [err(C.CLIENT, 400)])
+    req = w.request()
+    assert w.run(req, [a, b]).target is a
+    assert ("a", "ok") in outcomes(req) and ("b", "client_error") in outcomes(req)
+
+
+def test_a_backup_refused_as_a_client_error_is_raised_if_nothing_commits():
+    w = World(hedge=FIXED_HEDGE)
+    a = w.target("a", "anthropic", [SlowFail(5.0, err(C.SERVER, 503)), SlowFail(5.0, err(C.SERVER, 503))])
+    b = w.target("b", "anthropic", [err(C.CLIENT, 400)])
+    req = w.request()
+    with pytest.raises(UpstreamError) as ei:
+        w.run(req, [a, b])
+    assert ei.value.error_class is C.CLIENT   # the caller's own error, as alone it would be

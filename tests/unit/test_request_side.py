@@ -121,3 +121,36 @@ def test_docs_errors_md_lists_exactly_the_validated_fields() -> None:
         for fmt_ in (["anthropic", "openai"] if fmt == "both" else [fmt]):
             listed[fmt_].update(f.strip(" `") for f in fields.split(","))
     assert listed == {"anthropic": set(A.VALIDATED), "openai": set(O.VALIDATED)}
+
+
+def test_a_translator_crash_on_a_well_formed_request_fails_over_not_400(monkeypatch):
+    """Our bug must never become the caller's 400: the target is skipped as a translation
+    error, and the next one serves."""
+    from ridethrough.errors import ErrorClass, UpstreamError
+    from ridethrough.protocols import translate
+    from ridethrough.routing import request as request_mod
+
+    def broken(*_a, **_k):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(translate, "anthropic_to_openai_request", broken)
+    from ridethrough.config import RouteConfig, Timeouts
+    from ridethrough.protocols.features import features_of
+    from ridethrough.providers.base import ResolvedCapabilities
+    from ridethrough.routing.clock import FakeClock
+    from ridethrough.routing.deadline import Deadline
+    from ridethrough.routing.plan import Target
+
+    class OpenAIProvider:
+        name, format, kind = "o", "openai", "scripted"
+
+    body = {"model": "r", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    req = request_mod.InboundRequest(
+        format="anthropic", body=body, stream=False, route_name="r",
+        route=RouteConfig(targets=[{"provider": "o", "model": "m"}]),
+        features=features_of("anthropic", body), deadline=Deadline.start(FakeClock(), 30),
+        request_id="req_1")
+    target = Target(OpenAIProvider(), "m", Timeouts(), ResolvedCapabilities())  # type: ignore[arg-type]
+    with pytest.raises(UpstreamError) as ei:
+        request_mod.prepare_call(req, target)
+    assert ei.value.error_class is ErrorClass.TRANSLATION

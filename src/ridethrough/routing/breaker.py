@@ -100,6 +100,7 @@ class Breaker:
         if _decides(claim) and self.state is not State.CLOSED:
             self.state = State.CLOSED  # the probe answered, even if slowly
             self.cooldown = 0.0
+            self._slow.clear()         # the outage's slow calls must not re-open it at once
         elif self.state is State.CLOSED and slow and self._too_slow():
             self._open(self.clock(), self.cfg.cooldown_s, "slow_calls")
         if _decides(claim):
@@ -180,6 +181,7 @@ class Breaker:
     def _open(self, now: float, cooldown: float, reason: str = "") -> None:
         self.state = State.OPEN
         self.opened_reason = reason
+        self._slow.clear()
         self.opened_at = now
         self.cooldown = cooldown
         self.retry_at = now + cooldown

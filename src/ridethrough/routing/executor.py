@@ -126,9 +126,14 @@ class Executor:
         hedging = not plan.forced and req.route.hedge
         running: dict[asyncio.Future[Any], _Attempt] = {}
         timer: asyncio.Future[None] | None = None
+        # A client error or the deadline raised by one attempt while another still runs: the
+        # other may yet commit, so it is raised only if none does (as it would be alone).
+        held: BaseException | None = None
         try:
             while True:
                 if not running:
+                    if held is not None:
+                        raise held
                     if not pending:
                         raise AllAttemptsFailed("every target of the route failed", req.attempts)
                     attempt = _Attempt(pending.pop(0), self.clock())
@@ -143,23 +148,46 @@ class Executor:
                     attempt.hedge_at = attempt.started + delay
                     running[asyncio.ensure_future(
                         self._serve_from(req, plan, attempt, pending, running))] = attempt
-                waits: set[asyncio.Future[Any]] = set(running)
                 due = [a.hedge_at for a in running.values() if a.hedge_at is not None]
                 if due and timer is None:
                     timer = asyncio.ensure_future(self.sleep(max(0.0, min(due) - self.clock())))
+                waits: set[asyncio.Future[Any]] = set(running)
                 if timer is not None:
                     waits.add(timer)
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                winner: tuple[_Attempt, JsonResult | StreamResult] | None = None
                 finished = [t for t in done if t is not timer]
-                for task in finished:
+                for task in finished:  # results before errors: a commit is never thrown away
                     attempt = running.pop(task)
-                    result = task.result()  # a client error or the deadline propagate from here
-                    if result is not None:
+                    if task.cancelled():
+                        continue
+                    error = task.exception()
+                    if error is not None:
+                        held = held or error
+                        continue
+                    result = task.result()
+                    if result is None:
+                        continue
+                    if winner is None:
+                        winner = (attempt, result)
+                    elif isinstance(result, StreamResult):  # committed in the same instant
+                        await result.close()
+                if winner is not None:
+                    attempt, result = winner
+                    try:
                         await self._cancel_losers(running)
-                        if attempt.hedge:
-                            self.hedge_stats["won"] += 1
-                        return result
-                if timer is not None and timer in done:
+                    except BaseException:
+                        if isinstance(result, StreamResult):  # the client left meanwhile
+                            await result.close()
+                        raise
+                    if attempt.hedge:
+                        self.hedge_stats["won"] += 1
+                    return result
+                if finished and timer is not None:
+                    # An attempt ended: the timer was armed for it, re-arm for those left.
+                    timer.cancel()
+                    timer = None
+                elif timer is not None and timer in done:
                     timer = None
                     self._maybe_hedge(req, plan, pending, running, shape)
         finally:
@@ -174,9 +202,11 @@ class Executor:
     def _maybe_hedge(self, req: InboundRequest, plan: Plan, pending: list[Target],
                      running: dict[asyncio.Future[Any], _Attempt], shape: CallShape) -> None:
         now = self.clock()
-        for a in running.values():
-            if a.hedge_at is not None and a.hedge_at <= now:
-                a.hedge_at = None  # one backup per attempt
+        late = [a for a in running.values() if a.hedge_at is not None and a.hedge_at <= now]
+        if not late:
+            return
+        for a in late:
+            a.hedge_at = None  # one backup per attempt
         nxt = self._next_available(pending)
         if nxt is None:
             return
@@ -341,14 +371,17 @@ class Executor:
 
     def _had_a_fair_chance(self, target: Target, shape: CallShape, granted: float) -> bool:
         """A timeout is evidence against the target unless the time it was given was short
-        of what it normally needs (a client asking for 2 s from a target whose p99 is 5 s)."""
-        cfg = self.policy.cfg
-        p99 = self.latency.quantile(target.key, shape.commit_phase, 0.99)
-        if p99 is not None and cfg.enabled:
-            need = cfg.multiplier * p99
+        of what it normally needs: its learned (clamped) timeout once warm; while cold, the
+        phase's floor × the multiplier (12 s by default), never above its ceiling. A client
+        asking for 5 s from a cold target is no evidence; 14 s of silence is."""
+        if self.latency.quantile(target.key, shape.commit_phase, 0.99) is not None:
+            need = self.policy.fair_wait(target.key, target.timeouts, shape)
         else:
-            need = cfg.floor_first_token_s if shape.stream else cfg.floor_complete_s
-        return granted >= need
+            cfg = self.policy.cfg
+            floor = cfg.floor_first_token_s if shape.stream else cfg.floor_complete_s
+            ceiling = target.timeouts.first_token if shape.stream else target.timeouts.total
+            need = min(ceiling, floor * cfg.multiplier)
+        return granted >= need * 0.99
 
     def _hold_rate_limited(self, breaker: Breaker, err: UpstreamError) -> None:
         """A 429 while other targets can answer: skip this one for a short, jittered while
@@ -509,7 +542,8 @@ class Executor:
                                       f"the upstream stream from {target.key} failed after it "
                                       f"started: {e.error_class.value}")
         except asyncio.CancelledError:
-            outcome["ok"] = False
+            # The client left: no verdict on the target, and the claim (a probe's, perhaps)
+            # is released in ``finally`` — marking it failed here would leave it held forever.
             outcome["cancelled"] = True
             raise
         finally:

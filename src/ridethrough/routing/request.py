@@ -81,13 +81,27 @@ class PreparedCall:
 
 def prepare_call(req: InboundRequest, target: Target, *, inject_usage: bool = True) -> PreparedCall:
     """Passthrough when formats match (only ``model`` and usage reporting edited); an explicit
-    translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails, and
-    InvalidRequest (through ``request_side``) if the request cannot be read at all.
+    translation otherwise. Raises UpstreamError(TRANSLATION) if translation fails (also when
+    it crashes on a well-formed request), and InvalidRequest if a field it reads has the
+    wrong type.
 
     ``inject_usage=False`` leaves ``stream_options`` alone, for OpenAI-compatible servers that
     reject the field (the answer then streams without a usage chunk)."""
-    with request_side(req.format, req.body):
+    try:
         return _prepare_call(req, target, inject_usage)
+    except RidethroughError:
+        raise
+    except Exception as e:
+        wrong = None
+        with contextlib.suppress(Exception):
+            wrong = misfit(req.format, req.body)
+        if wrong is not None:  # the request itself is malformed where we read it: a 400
+            raise request_fault(req.format, req.body, e) from None
+        # A well-formed request our translation choked on is our fault, not the caller's:
+        # fail over to the next target (loudly), never answer the client 400 for it.
+        log.exception("preparing the call to %s failed on a well-formed request", target.key)
+        raise UpstreamError(ErrorClass.TRANSLATION, f"could not prepare the call: {type(e).__name__}",
+                            target=target.key) from None
 
 
 def _prepare_call(req: InboundRequest, target: Target, inject_usage: bool) -> PreparedCall:
