@@ -53,7 +53,11 @@ def test_json_answers_are_bucketed_by_the_output_size_asked_for():
     assert output_bucket(1000) == "complete:le1024"
     assert output_bucket(4096) == "complete:le4096"
     assert output_bucket(32000) == output_bucket(None) == output_bucket(0) == "complete:long"
-    assert CallShape(stream=True, max_tokens=100).commit_phase == "first_token"
+    assert CallShape(stream=True, max_tokens=100).commit_phase == "first_token:long"
+    # A stream's first token waits on reading the prompt: bucketed by its estimated size.
+    assert CallShape(stream=True, input_tokens=500).commit_phase == "first_token:le4096"
+    assert CallShape(stream=True, input_tokens=20000).commit_phase == "first_token:le32768"
+    assert CallShape(stream=True, input_tokens=150000).commit_phase == "first_token:long"
     assert CallShape(stream=False, max_tokens=100).commit_phase == "complete:le256"
 
 
@@ -74,7 +78,7 @@ def test_timeouts_are_the_ceilings_until_learned_then_k_times_p99_clamped():
     assert p.for_attempt(T, CEILINGS, stream) is CEILINGS
     for _ in range(10):
         p.model.observe(T, "headers", 0.2)           # 4 × 0.2 = 0.8 s: below the 2 s floor
-        p.model.observe(T, "first_token", 1.0)       # 4 × 1.0 = 4 s
+        p.model.observe(T, "first_token:long", 1.0)       # 4 × 1.0 = 4 s
     clock.advance(1.1)
     t = p.for_attempt(T, CEILINGS, stream)
     assert t.first_byte == 2.0
@@ -92,7 +96,7 @@ def test_timeouts_are_the_ceilings_until_learned_then_k_times_p99_clamped():
 def test_adaptive_timeouts_can_be_turned_off():
     clock = FakeClock()
     p = TimeoutPolicy(model(clock, min_samples=1), AdaptiveTimeoutConfig(enabled=False), HedgeConfig())
-    p.model.observe(T, "first_token", 0.1)
+    p.model.observe(T, "first_token:long", 0.1)
     clock.advance(1.1)
     assert p.for_attempt(T, CEILINGS, CallShape(stream=True)) is CEILINGS
 
@@ -103,7 +107,7 @@ def test_the_hedge_delay_is_a_learned_quantile_or_a_fixed_delay():
     shape = CallShape(stream=True)
     assert p.hedge_delay(T, shape) is None           # nothing learned: no hedging yet
     for i in range(100):
-        p.model.observe(T, "first_token", 0.1 if i < 95 else 2.0)
+        p.model.observe(T, "first_token:long", 0.1 if i < 95 else 2.0)
     clock.advance(1.1)
     assert p.hedge_delay(T, shape) == pytest.approx(2.0, rel=0.03)   # the default: p99
     p95 = policy(clock, quantile=0.95)
@@ -113,7 +117,7 @@ def test_the_hedge_delay_is_a_learned_quantile_or_a_fixed_delay():
     assert policy(clock, enabled=False).hedge_delay(T, shape) is None
     fast = policy(clock, min_delay_s=0.25)
     for _ in range(10):
-        fast.model.observe(T, "first_token", 0.01)
+        fast.model.observe(T, "first_token:long", 0.01)
     clock.advance(1.1)
     assert fast.hedge_delay(T, shape) == 0.25        # never below min_delay_s
 
@@ -137,15 +141,27 @@ def test_sketches_round_trip_and_merge_exactly_across_workers():
     a, b, both = model(clock, min_samples=1), model(clock, min_samples=1), model(clock, min_samples=1)
     for i in range(300):
         value = 0.05 + (i % 37) * 0.01
-        (a if i % 3 else b).observe(T, "first_token", value)
-        both.observe(T, "first_token", value)
+        (a if i % 3 else b).observe(T, "first_token:long", value)
+        both.observe(T, "first_token:long", value)
     clock.advance(1.1)
     [key] = a.export()
-    again = sketch_from_json(sketch_to_json(a._merged(a._series[(T, "first_token")])))
-    assert again.count == a.count(T, "first_token")
-    assert again.get_quantile_value(0.9) == a.quantile(T, "first_token", 0.9)
+    again = sketch_from_json(sketch_to_json(a._merged(a._series[(T, "first_token:long")])))
+    assert again.count == a.count(T, "first_token:long")
+    assert again.get_quantile_value(0.9) == a.quantile(T, "first_token:long", 0.9)
     [row] = merge_exports([a.export(), b.export()], min_samples=20)
-    assert key == f"{T}|first_token"
+    assert key == f"{T}|first_token:long"
     assert row["count"] == 300 and row["warm"]
     for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
-        assert row[name] == round(both.quantile(T, "first_token", q) * 1000, 1)
+        assert row[name] == round(both.quantile(T, "first_token:long", q) * 1000, 1)
+
+
+def test_a_limit_learned_from_short_prompts_does_not_cut_long_ones():
+    clock = FakeClock()
+    p = policy(clock)
+    for _ in range(10):
+        p.model.observe(T, "first_token:le4096", 0.5)   # short prompts: first token in 0.5 s
+    clock.advance(1.1)
+    assert p.for_attempt(T, CEILINGS, CallShape(True, input_tokens=300)).first_token == 3.0
+    long_prompt = CallShape(True, input_tokens=120_000)
+    assert p.for_attempt(T, CEILINGS, long_prompt).first_token == 60      # cold: the ceiling
+    assert p.hedge_delay(T, long_prompt) is None                          # and no early hedge

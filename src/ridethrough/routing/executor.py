@@ -122,7 +122,7 @@ class Executor:
         parallel (budget permitting); the first to commit wins and the others are cancelled."""
         req.attempts.extend(plan.skipped)
         pending = list(plan.candidates)
-        shape = CallShape(req.stream, req.features.max_output_tokens or None)
+        shape = _shape(req)
         hedging = not plan.forced and req.route.hedge
         running: dict[asyncio.Future[Any], _Attempt] = {}
         timer: asyncio.Future[None] | None = None
@@ -241,7 +241,7 @@ class Executor:
         """Every try at one target (retries included). The result, or None once it gave up
         (its attempts are recorded). A client error or an expired deadline raise."""
         target = attempt.target
-        shape = CallShape(req.stream, req.features.max_output_tokens or None)
+        shape = _shape(req)
         breaker = self.board.get(target.key)
         tries = 0
         waited_retry_after = False
@@ -489,7 +489,7 @@ class Executor:
             result_slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
         else:
             result_slow = False
-        self.latency.observe(target.key, "first_token", elapsed)
+        self.latency.observe(target.key, shape.commit_phase if shape else "first_token:long", elapsed)
         # Committed: from here on the client sees this target's answer. The breaker's verdict
         # waits for the stream's end: a stream that commits and then dies (an in-band error
         # after the first token) is a failure, and counting its commit as a success would
@@ -561,6 +561,11 @@ def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) 
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})
+
+
+def _shape(req: InboundRequest) -> CallShape:
+    f = req.features
+    return CallShape(req.stream, f.max_output_tokens or None, f.estimated_input_tokens)
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -5,7 +5,9 @@ this target usually take for this kind of call?" The answer is a rolling quantil
 and *phase*:
 
 - ``headers``      a stream's time to response headers (the provider accepted the call);
-- ``first_token``  a stream's time to its first content event (the commit point);
+- ``first_token:<b>`` a stream's time to its first content event (the commit point), bucketed
+  by the prompt's estimated size — reading 100,000 tokens of context takes far longer than
+  reading 100, and a limit learned from short prompts must not cut long ones;
 - ``complete:<b>`` a JSON call's time to the whole answer, bucketed by the ``max_tokens`` the
   request asked for — a 4,000-token answer legitimately takes 40× a 100-token one, so one
   quantile for both would either cut long answers or wait forever on short ones.
@@ -31,7 +33,17 @@ from ridethrough.routing.clock import Clock
 
 # Upper bounds of the max_tokens buckets for JSON completion time; above the last: "long".
 OUTPUT_BUCKETS = (256, 1024, 4096)
+# Upper bounds of the prompt-size buckets for a stream's first token; above the last: "long".
+INPUT_BUCKETS = (4096, 32768)
 PHASES = ("headers", "first_token", "complete")
+
+
+def input_bucket(input_tokens: int | None) -> str:
+    """``first_token:le4096`` … ``first_token:long``: the stream phase for a prompt's size."""
+    for bound in INPUT_BUCKETS:
+        if input_tokens is not None and input_tokens <= bound:
+            return f"first_token:le{bound}"
+    return "first_token:long"
 
 
 def output_bucket(max_tokens: int | None) -> str:

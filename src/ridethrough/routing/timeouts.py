@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ridethrough.config import AdaptiveTimeoutConfig, HedgeConfig, Timeouts
-from ridethrough.routing.latency import LatencyModel, output_bucket
+from ridethrough.routing.latency import LatencyModel, input_bucket, output_bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +30,12 @@ class CallShape:
 
     stream: bool
     max_tokens: int | None = None
+    input_tokens: int | None = None   # estimated prompt size (a stream's first token waits on it)
 
     @property
     def commit_phase(self) -> str:
         """The phase that ends at the commit point (the moment a hedge race is won)."""
-        return "first_token" if self.stream else output_bucket(self.max_tokens)
+        return input_bucket(self.input_tokens) if self.stream else output_bucket(self.max_tokens)
 
 
 class TimeoutPolicy:
@@ -53,10 +54,10 @@ class TimeoutPolicy:
         return min(ceiling, max(floor, self.cfg.multiplier * p99))
 
     def for_phase(self, target: str, ceilings: Timeouts, phase: str) -> float:
-        """The timeout now applied to one phase (``headers``, ``first_token``, ``complete:*``)."""
+        """The timeout now applied to one phase (``headers``, ``first_token:*``, ``complete:*``)."""
         if phase == "headers":
             return self._adapt(target, phase, ceilings.first_byte, self.cfg.floor_first_byte_s)
-        if phase == "first_token":
+        if phase.startswith("first_token"):
             return self._adapt(target, phase, ceilings.first_token, self.cfg.floor_first_token_s)
         return self._adapt(target, phase, ceilings.total, self.cfg.floor_complete_s)
 
@@ -66,7 +67,7 @@ class TimeoutPolicy:
             return ceilings
         if shape.stream:
             first_byte = self.for_phase(target, ceilings, "headers")
-            first_token = self.for_phase(target, ceilings, "first_token")
+            first_token = self.for_phase(target, ceilings, shape.commit_phase)
             if first_byte == ceilings.first_byte and first_token == ceilings.first_token:
                 return ceilings
             return Timeouts.model_construct(connect=ceilings.connect, first_byte=first_byte,
