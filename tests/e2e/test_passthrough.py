@@ -108,21 +108,33 @@ def test_what_the_provider_refuses_comes_back_as_its_own_400(gw):
     assert stats.total == before  # a client's mistake is not failed over
 
 
-def test_a_crash_while_translating_is_the_callers_400_and_no_targets_fault(gw, monkeypatch):
+def test_a_crash_while_translating_a_well_formed_request_is_ours_not_the_callers(monkeypatch):
+    """Our translator's bug on a valid request is no 400 for the caller: the target is skipped
+    as a translation error (which never moves its breaker or health), and the next target —
+    here a passthrough one — serves."""
     from ridethrough.protocols import translate
 
     def broken(*args, **kwargs):
         raise AttributeError("'int' object has no attribute 'get'")
 
     monkeypatch.setattr(translate, "openai_to_anthropic_request", broken)
-    for stream in (False, True):
-        body = {"model": "sonnet", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
-        r = httpx.post(gw.url + "/v1/chat/completions", headers=O_HEADERS, json=body)
-        assert r.status_code == 400, r.text
-        err = r.json()["error"]
-        assert err["type"] == "invalid_request_error" and err["param"] == "body"
-        assert "AttributeError" in err["message"]
-    assert gw.blamed() == []
+    sim = {"kind": "simulated", "token_delay_s": 0}
+    cfg = parse_config({
+        "server": {"access_log": False},
+        "providers": {"claude": {**sim, "format": "anthropic"}, "gpt": {**sim, "format": "openai"}},
+        "routes": {"claude-first": {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"},
+                                                {"provider": "gpt", "model": "gpt-4.1"}]}},
+    })
+    with GatewayThread(cfg) as g:
+        for stream in (False, True):
+            body = {"model": "claude-first", "stream": stream,
+                    "messages": [{"role": "user", "content": "x"}]}
+            r = httpx.post(g.url + "/v1/chat/completions", headers=O_HEADERS, json=body)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-ridethrough-target"] == "gpt/gpt-4.1"
+            assert "claude/claude-sonnet-4-5=translation_error" in \
+                r.headers["x-ridethrough-fallback-reason"]
+        assert g.blamed() == []
 
 
 @pytest.mark.parametrize("path,fmt", [("/v1/messages", "anthropic"), ("/v1/chat/completions", "openai")])
