@@ -89,17 +89,24 @@ def test_half_open_recovery_sends_traffic_back(resilience_kit, start_gateway, fa
     assert s_sim.stats.total == s_before
 
 
-def test_a_probe_refused_at_once_keeps_the_base_cooldown(resilience_kit, start_gateway, fake):
-    """A 500 in a millisecond costs nothing: the breaker asks again after the same 15 s, so
-    a provider that comes back gets its traffic back within one cool-down."""
-    kit = resilience_kit
+def _open_the_primary(kit, start_gateway, fake):
+    """A gateway on the fake clock whose primary's breaker 500s have just opened."""
     gt = start_gateway(_breaker_cfg(kit), clock=fake, sleep=fake.sleep)
-    primary, secondary = kit.ROUTES[ROUTE]
+    primary, _ = kit.ROUTES[ROUTE]
     p_sim = kit.sim(gt, primary)
     breaker = gt.gateway.board.get(kit.target_key(primary))
     p_sim.set_fault(Fault(FaultKind.HTTP_ERROR, status=500))
     while breaker.state is not State.OPEN:
         kit.ask("anthropic", gt.url, ROUTE, "trip", stream=False)
+    return gt, p_sim, breaker
+
+
+def test_a_probe_refused_at_once_keeps_the_base_cooldown(resilience_kit, start_gateway, fake):
+    """A 500 in a millisecond costs nothing: the breaker asks again after the same 15 s, so
+    a provider that comes back gets its traffic back within one cool-down."""
+    kit = resilience_kit
+    gt, p_sim, breaker = _open_the_primary(kit, start_gateway, fake)
+    primary, secondary = kit.ROUTES[ROUTE]
     p_sim.stats.reset()
 
     for i in range(3):
@@ -118,13 +125,8 @@ def test_a_probe_refused_at_once_keeps_the_base_cooldown(resilience_kit, start_g
 def test_a_probe_that_times_out_reopens_with_a_doubled_cooldown(resilience_kit, start_gateway,
                                                                  fake):
     kit = resilience_kit
-    gt = start_gateway(_breaker_cfg(kit), clock=fake, sleep=fake.sleep)
+    gt, p_sim, breaker = _open_the_primary(kit, start_gateway, fake)
     primary, secondary = kit.ROUTES[ROUTE]
-    p_sim = kit.sim(gt, primary)
-    breaker = gt.gateway.board.get(kit.target_key(primary))
-    p_sim.set_fault(Fault(FaultKind.HTTP_ERROR, status=500))
-    while breaker.state is not State.OPEN:
-        kit.ask("anthropic", gt.url, ROUTE, "trip", stream=False)
     p_sim.set_fault(Fault(FaultKind.HANG_BEFORE_HEADERS))   # now it freezes
     p_sim.stats.reset()
 
