@@ -90,8 +90,6 @@ class _Attempt:
     hedge: bool = False                 # started as a backup while another was running
     hedge_at: float | None = None       # when to start a backup for it (None: never/already)
     lost: bool = False                  # another attempt won the race: it is being cancelled
-    claim: Claim | None = None          # its current breaker claim, for the loser's record
-    t0: float = 0.0                     # when its current try started
 
 
 class Executor:
@@ -255,8 +253,7 @@ class Executor:
                 req.attempts.append(AttemptRecord(target.key, f"skipped:{breaker.availability()}"))
                 return None
             tries += 1
-            t0 = attempt.t0 = self.clock()
-            attempt.claim = claim
+            t0 = self.clock()
             timeouts = self.policy.for_attempt(target.key, target.timeouts, shape)
             granted = self._attempt_budget(req, target, shape, pending, running, attempt)
             prepared: PreparedCall | None = None
@@ -366,7 +363,8 @@ class Executor:
         later = [t for t in pending if self.board.get(t.key).availability() is None]
         if not later:
             return left
-        need = sum(self.policy.expected(t.key, t.timeouts, shape) for t in later)
+        # What each later target needs when healthy: its learned timeout, else its ceiling.
+        need = sum(self.policy.fair_wait(t.key, t.timeouts, shape) for t in later)
         return left - min(need, left * self.policy.cfg.reserve_share)
 
     def _had_a_fair_chance(self, target: Target, shape: CallShape, granted: float) -> bool:
@@ -448,8 +446,7 @@ class Executor:
         return JsonResult(target, body, obj, resp.headers, resp.request_id, usage)
 
     async def _stream(self, req: InboundRequest, target: Target, prepared: PreparedCall,
-                      t0: float, claim: Claim | None = None,
-                      shape: CallShape | None = None) -> StreamResult:
+                      t0: float, claim: Claim | None, shape: CallShape) -> StreamResult:
         upstream = await target.provider.open_stream(prepared.call)
         self.latency.observe(target.key, "headers", self.clock() - t0)
         timeouts, deadline = prepared.call.timeouts, prepared.call.deadline
@@ -485,11 +482,8 @@ class Executor:
                 e.target = target.key
             raise
         elapsed = self.clock() - t0
-        if shape is not None:
-            result_slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
-        else:
-            result_slow = False
-        self.latency.observe(target.key, shape.commit_phase if shape else "first_token:long", elapsed)
+        result_slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
+        self.latency.observe(target.key, shape.commit_phase, elapsed)
         # Committed: from here on the client sees this target's answer. The breaker's verdict
         # waits for the stream's end: a stream that commits and then dies (an in-band error
         # after the first token) is a failure, and counting its commit as a success would

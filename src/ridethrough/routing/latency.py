@@ -35,7 +35,6 @@ from ridethrough.routing.clock import Clock
 OUTPUT_BUCKETS = (256, 1024, 4096)
 # Upper bounds of the prompt-size buckets for a stream's first token; above the last: "long".
 INPUT_BUCKETS = (4096, 32768)
-PHASES = ("headers", "first_token", "complete")
 
 
 def input_bucket(input_tokens: int | None) -> str:

@@ -10,8 +10,8 @@ Three more questions are answered here, all from the same model:
 
 - ``hedge_delay``: when a backup request goes out (a learned quantile of the commit phase —
   p99 by default, config.HedgeConfig says why not "The Tail at Scale"'s p95 — or a fixed delay);
-- ``expected``: how long a later target needs, so an attempt leaves that much of the deadline
-  for it (Envoy's per-try timeout idea: only the last eligible target may use all that is left);
+- ``fair_wait``: how long a target needs, so an attempt leaves that much of the deadline for a
+  later one (Envoy's per-try timeout idea: only the last eligible target may use all that is left);
 - ``fair_wait`` / ``is_slow``: whether an attempt had a fair chance and used it badly, which is
   what the slow-call breaker counts.
 """
@@ -84,11 +84,6 @@ class TimeoutPolicy:
         """How long this target may reasonably take to reach the commit point."""
         t = self.for_attempt(target, ceilings, shape)
         return t.first_token if shape.stream else t.total
-
-    def expected(self, target: str, ceilings: Timeouts, shape: CallShape) -> float:
-        """Time to keep back for a later target: what it needs when healthy (its adaptive
-        timeout when warm, else its ceiling — the reserve is capped by ``reserve_share``)."""
-        return self.fair_wait(target, ceilings, shape)
 
     def is_slow(self, target: str, shape: CallShape, elapsed: float, factor: float) -> bool:
         """A success that took far longer than this target's normal (``factor`` × p99)."""
