@@ -15,6 +15,8 @@ from starlette.routing import Route
 from ridethrough.api import admin, completions, forward, models, ops
 from ridethrough.config import Config
 from ridethrough.gateway import Gateway
+from ridethrough.health import default_store_path, install
+from ridethrough.web.routes import build_routes
 
 Handler = Callable[[Gateway, Request], Awaitable[Response]]
 
@@ -30,9 +32,8 @@ def _bind(gw: Gateway, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
 def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
               extra_routes: list[Route] | None = None) -> Starlette:
     gw = gateway or Gateway(cfg)  # type: ignore[arg-type]
-    from ridethrough.health import default_store_path, install
-
-    health_routes = install(gw, store_path=default_store_path(gw.cfg.server.data_dir))
+    health = install(gw, store_path=default_store_path(gw.cfg.server.data_dir))
+    health_routes = build_routes(health, gw) if health is not None else []
 
     async def messages(gw: Gateway, request: Request) -> Response:
         return await completions.handle(gw, request, completions.ANTHROPIC)

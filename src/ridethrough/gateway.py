@@ -25,6 +25,7 @@ from ridethrough.errors import (
     NoTargetCanServe,
     NotFound,
 )
+from ridethrough.health_hook import HealthHook
 from ridethrough.keys import KeyRing
 from ridethrough.providers.base import Provider
 from ridethrough.providers.registry import build_provider
@@ -117,7 +118,7 @@ class Gateway:
         # Extensions (health monitor, cache, …) hook into the lifecycle here.
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self.on_close: list[Callable[[], Awaitable[None]]] = []
-        self.health: Any = None  # the HealthService, once health.install() attached it
+        self.health: HealthHook | None = None  # set by health.install()
 
     def _target(self, provider: str, model: str, tcfg: Any) -> Target:
         p = self.providers[provider]

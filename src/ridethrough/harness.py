@@ -18,6 +18,7 @@ import uvicorn
 from ridethrough.app import build_app
 from ridethrough.config import Config
 from ridethrough.gateway import Gateway
+from ridethrough.health.service import HealthService
 
 
 def free_port() -> int:
@@ -91,7 +92,7 @@ class GatewayThread:
                         or b["opened_count"] or b["held_for_s"]:
                     out.append(f"breaker {b['target']}: {b['state']}, last error {b['last_error']}")
             health = gw.health
-            if health is not None:
+            if isinstance(health, HealthService):
                 health.tick()  # fold what is queued, as the service's own loop would
                 now = health.monitor.clock()
                 for key, window in health.monitor.windows.items():

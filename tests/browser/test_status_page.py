@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from ridethrough.gateway import Gateway
+from ridethrough.harness import GatewayThread
 from ridethrough.health import install
 from ridethrough.health.config import HealthConfig, IncidentConfig
-from ridethrough.health.testing import gateway_thread_with_health, simulated_config
 from ridethrough.routing.clock import FakeClock
 from ridethrough.simulator import Fault, FaultKind
+from support.health_records import simulated_config
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -42,11 +43,11 @@ def gateway_in_outage(tmp_path: Path) -> Iterator[Any]:
     clock = FakeClock(1_760_000_000.0)
     cfg = simulated_config(resilience={"retry": {"same_target_retries": 0}})
     gw = Gateway(cfg)
-    routes = install(gw, store_path=str(tmp_path / "health.sqlite3"), clock=clock,
-                     config=HealthConfig(page_name="Acme AI",
-                                         incidents=IncidentConfig(open_after_s=20)))
-    svc = gw.health  # type: ignore[attr-defined]
-    thread = gateway_thread_with_health(gw, routes)
+    svc = install(gw, store_path=str(tmp_path / "health.sqlite3"), clock=clock,
+                  config=HealthConfig(page_name="Acme AI",
+                                      incidents=IncidentConfig(open_after_s=20)))
+    assert svc is not None
+    thread = GatewayThread(cfg, gateway=gw)   # build_app mounts what install made
     with thread:
         async def tick_and_flush() -> None:
             svc.tick()

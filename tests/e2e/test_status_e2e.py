@@ -17,14 +17,15 @@ import pytest
 from click.testing import CliRunner
 
 from ridethrough.gateway import Gateway
+from ridethrough.harness import GatewayThread
 from ridethrough.health import install
 from ridethrough.health.cli import incidents, status
 from ridethrough.health.config import HealthConfig, IncidentConfig, StatusPagesConfig
-from ridethrough.health.testing import gateway_thread_with_health, simulated_config
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView
 from ridethrough.keys import hash_key
 from ridethrough.routing.clock import FakeClock
 from ridethrough.simulator import Fault, FaultKind
+from support.health_records import simulated_config
 
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
 ADMIN = "rt-admin-e2e"
@@ -40,10 +41,10 @@ class Rig:
         gw = Gateway(cfg)
         health = HealthConfig(page_name="Acme AI", incidents=IncidentConfig(
             open_after_s=30, quiet_period_s=120))
-        routes = install(gw, store_path=str(tmp / "health.sqlite3"), clock=self.clock,
-                         config=health)
-        self.svc = gw.health  # type: ignore[attr-defined]
-        self.thread = gateway_thread_with_health(gw, routes)
+        self.svc = install(gw, store_path=str(tmp / "health.sqlite3"), clock=self.clock,
+                           config=health)
+        assert self.svc is not None
+        self.thread = GatewayThread(cfg, gateway=gw)   # build_app mounts what install made
         self.gw = gw
 
     def __enter__(self) -> Self:

@@ -1,4 +1,4 @@
-"""Builders of request records for tests and drills: an outage described in a few lines.
+"""Builders of request records for the health tests: an outage described in a few lines.
 
 ``records.RequestRecord`` has many fields; a health test cares about three — which targets
 were tried, how each attempt ended, and who served the answer. These builders fill the rest
@@ -69,20 +69,3 @@ def simulated_config(routes: dict[str, list[str]] | None = None, **extra: Any) -
     }
     data.update(extra)
     return parse_config(data)
-
-
-def gateway_thread_with_health(gw: Any, routes: list[Any]) -> Any:
-    """A ``harness.GatewayThread`` serving ``gw`` with the health routes mounted.
-
-    Once app.py mounts the health routes itself (``install`` is idempotent, so it returns
-    the service the caller already installed with its own clock), this is GatewayThread
-    as is; until then the routes are added here.
-    """
-    from ridethrough.app import build_app
-    from ridethrough.harness import GatewayThread
-
-    thread = GatewayThread(gw.cfg, gateway=gw)
-    if not any(getattr(r, "path", None) == "/status" for r in thread.app.routes):
-        thread.app = build_app(gateway=gw, extra_routes=routes)
-        thread.server.config.app = thread.app
-    return thread

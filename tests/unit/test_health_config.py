@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from ridethrough.health import default_store_path
 from ridethrough.health.catalog import Catalog
 from ridethrough.health.config import HealthConfig, cross_check_health
-from ridethrough.health.testing import simulated_config
+from support.health_records import simulated_config
 
 
 def test_defaults_work_with_no_config_and_opt_ins_are_off() -> None:

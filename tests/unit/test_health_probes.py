@@ -8,12 +8,13 @@ import asyncio
 import orjson
 
 from ridethrough.gateway import Gateway
-from ridethrough.health import HealthService
+from ridethrough.health import attach
 from ridethrough.health.config import HealthConfig, ProbeConfig
 from ridethrough.health.probes import probe_body
-from ridethrough.health.testing import simulated_config
+from ridethrough.health.service import HealthService
 from ridethrough.routing.clock import FakeClock
 from ridethrough.simulator import Fault, FaultKind
+from support.health_records import simulated_config
 
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
 
@@ -25,7 +26,7 @@ def make() -> tuple[HealthService, FakeClock]:
     health = HealthConfig(probes={A: ProbeConfig(interval_s=60, prompt="hi"),
                                   O: ProbeConfig(max_tokens=16)})
     svc = HealthService(gw, store_path=None, clock=FakeClock(1_760_000_000.0), config=health)
-    svc.attach()
+    attach(svc.gw, svc)
     return svc, gw_clock
 
 

@@ -17,14 +17,15 @@ import pytest
 
 from ridethrough.gateway import Gateway
 from ridethrough.health import install
+from ridethrough.health import statuspage_json as v2
 from ridethrough.health.config import HealthConfig, IncidentConfig, Thresholds
 from ridethrough.health.monitor import Totals
 from ridethrough.health.service import HealthService
-from ridethrough.health.shared import SharedIdentity
+from ridethrough.health.shared import SharedHealth, SharedIdentity
 from ridethrough.health.status import Verdict, judge_breaker, merge_breakers
-from ridethrough.health.testing import failover, ok, simulated_config
 from ridethrough.routing.clock import FakeClock
-from ridethrough.web import metrics, v2
+from ridethrough.web import metrics
+from support.health_records import failover, ok, simulated_config
 
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
 T0 = 1_760_000_000.0
@@ -34,9 +35,9 @@ def worker(tmp: Path, clock: FakeClock, slot: int) -> HealthService:
     gw = Gateway(simulated_config(server={"data_dir": str(tmp)}), clock=clock)
     config = HealthConfig(page_name="Acme AI", thresholds=Thresholds(min_requests=6),
                           incidents=IncidentConfig(open_after_s=30, quiet_period_s=120))
-    install(gw, store_path=str(tmp / "health.sqlite3"), clock=clock, config=config,
-            shared=SharedIdentity(slot, 2, "run-1", T0))
-    svc: HealthService = gw.health
+    svc = install(gw, store_path=str(tmp / "health.sqlite3"), clock=clock, config=config,
+                  shared=SharedIdentity(slot, 2, "run-1", T0))
+    assert svc is not None and isinstance(svc.mode, SharedHealth)
     return svc
 
 
@@ -46,14 +47,19 @@ def pair(tmp_path: Path) -> Any:
     a, b = worker(tmp_path, clock, 0), worker(tmp_path, clock, 1)
     yield a, b, clock
     for svc in (a, b):
-        svc.shared.lock.release()  # type: ignore[union-attr]
+        shared(svc).lock.release()
         svc.store.close()
+
+
+def shared(svc: HealthService) -> SharedHealth:
+    assert isinstance(svc.mode, SharedHealth)
+    return svc.mode
 
 
 def tick(clock: FakeClock, *workers: HealthService, seconds: float = 1.0) -> None:
     clock.advance(seconds)
     for svc in workers:
-        svc.shared.cycle()  # type: ignore[union-attr]
+        shared(svc).cycle()
 
 
 def public(svc: HealthService) -> dict[str, Any]:
@@ -70,7 +76,7 @@ def public(svc: HealthService) -> dict[str, Any]:
 def test_status_is_judged_on_both_workers_samples_together(pair: Any) -> None:
     a, b, clock = pair
     tick(clock, a, b)                       # a takes the lock first
-    assert a.shared.leading and not b.shared.leading
+    assert shared(a).leading and not shared(b).leading
     for _ in range(3):                      # 3 failures each: neither alone reaches 6
         a.gw.emit(failover("claude", A, "server_error", O))
         b.gw.emit(failover("claude", A, "server_error", O))
@@ -100,7 +106,7 @@ def test_one_incident_run_by_the_leader_then_handed_over(pair: Any) -> None:
 
     asyncio.run(a.close())                  # the leader stops; b leads from its next tick
     tick(clock, b)
-    assert b.shared.leading and next(iter(b.engine.open.values())).id == incident.id
+    assert shared(b).leading and next(iter(b.engine.open.values())).id == incident.id
     for _ in range(10):                     # the provider is back
         b.gw.emit(ok("claude", A))
         tick(clock, b)
@@ -121,7 +127,7 @@ def test_an_operators_note_sent_to_a_follower_is_posted_by_the_leader(pair: Any)
     async def scenario() -> Any:
         async def lead() -> None:
             while True:
-                a.shared.cycle()
+                shared(a).cycle()
                 await asyncio.sleep(0.02)
         leading = asyncio.ensure_future(lead())
         try:
@@ -188,14 +194,14 @@ def test_an_operators_override_through_one_worker_reaches_the_other(pair: Any) -
     board_a, board_b = a.gw.board, b.gw.board
     # an operator drains A through worker a (what POST /admin/targets does)
     board_a.force(A, "down")
-    asyncio.run(a.shared.set_override(A, "down"))
+    asyncio.run(shared(a).set_override(A, "down"))
     assert board_b.get(A).forced is None
     tick(clock, a, b)
     assert board_b.get(A).forced == "down" and board_a.get(A).forced == "down"
     # a hold-down on another target of worker b is left alone by later overrides
     board_b.get(O).hold_down(600, "auth")
     held_until = board_b.get(O).held_until
-    asyncio.run(b.shared.set_override(A, None))            # restored through worker b
+    asyncio.run(shared(b).set_override(A, None))            # restored through worker b
     assert board_b.get(A).forced is None
     tick(clock, a, b)
     assert board_a.get(A).forced is None
@@ -205,13 +211,13 @@ def test_an_operators_override_through_one_worker_reaches_the_other(pair: Any) -
 def test_an_older_override_map_read_late_does_not_undo_a_newer_one(pair: Any) -> None:
     a, _, clock = pair
     tick(clock, a)
-    older = a.shared.tables.set_override("run-1", O, "up")
-    newer = a.shared.tables.set_override("run-1", A, "down")
-    a.shared._apply_overrides(newer)
+    older = shared(a).tables.set_override("run-1", O, "up")
+    newer = shared(a).tables.set_override("run-1", A, "down")
+    shared(a)._apply_overrides(newer)
     assert a.gw.board.get(A).forced == "down" and a.gw.board.get(O).forced == "up"
-    a.shared._apply_overrides(older)                       # a slow exchange's stale read
+    shared(a)._apply_overrides(older)                       # a slow exchange's stale read
     assert a.gw.board.get(A).forced == "down"
-    a.shared._apply_overrides(None)                        # no map (e.g. a new store file)
+    shared(a)._apply_overrides(None)                        # no map (e.g. a new store file)
     assert a.gw.board.get(A).forced == "down" and a.gw.board.get(O).forced == "up"
 
 
@@ -219,13 +225,13 @@ def test_a_restore_reaches_a_worker_whose_drain_was_local_only(pair: Any) -> Non
     a, b, clock = pair
     tick(clock, a, b)
     a.gw.board.force(A, "down")      # drained through a while the store was down: a only
-    asyncio.run(b.shared.set_override(A, None))            # restored through b, store back
+    asyncio.run(shared(b).set_override(A, None))            # restored through b, store back
     tick(clock, a, b)
     assert a.gw.board.get(A).forced is None
     # and a repeated drain reaches a worker whose state drifted from the map
-    asyncio.run(a.shared.set_override(A, "down"))
+    asyncio.run(shared(a).set_override(A, "down"))
     tick(clock, a, b)
     b.gw.board.force(A, None)        # b drifted (e.g. a local-only restore)
-    asyncio.run(a.shared.set_override(A, "down"))          # the operator repeats the drain
+    asyncio.run(shared(a).set_override(A, "down"))          # the operator repeats the drain
     tick(clock, a, b)
     assert b.gw.board.get(A).forced == "down"

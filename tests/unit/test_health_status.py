@@ -16,8 +16,8 @@ from ridethrough.health.status import (
     judge_target,
     page_indicator,
 )
-from ridethrough.health.testing import all_failed, failover, ok, record, skipped_then
 from ridethrough.health.windows import Window
+from support.health_records import all_failed, failover, ok, record, skipped_then
 
 A, O = "anthropic/claude", "openai/gpt-4o"
 TH = Thresholds()

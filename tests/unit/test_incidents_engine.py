@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from ridethrough.gateway import Gateway
-from ridethrough.health import HealthService
+from ridethrough.health import attach
 from ridethrough.health.config import HealthConfig
 from ridethrough.health.incident_model import Incident
-from ridethrough.health.testing import all_failed, failover, ok, simulated_config
+from ridethrough.health.service import HealthService
 from ridethrough.records import RequestRecord
 from ridethrough.routing.clock import FakeClock
+from support.health_records import all_failed, failover, ok, simulated_config
 
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
 T0 = 1_760_000_000.0
@@ -26,7 +27,7 @@ def make(store_path: str | None = None, clock: FakeClock | None = None,
     gw = Gateway(simulated_config(), clock=clock)
     svc = HealthService(gw, store_path=store_path, clock=clock,
                         config=HealthConfig.model_validate(health))
-    svc.attach()
+    attach(svc.gw, svc)
     svc.open_store()
     return svc, clock
 

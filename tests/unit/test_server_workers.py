@@ -13,8 +13,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from ridethrough.gateway import Gateway
-from ridethrough.health.testing import simulated_config
 from ridethrough.server import WorkerHeader, _bind, _WorkerServer, reserve_port
+from support.health_records import simulated_config
 
 
 def test_every_response_names_the_worker_that_answered() -> None:

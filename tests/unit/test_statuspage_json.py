@@ -13,12 +13,13 @@ from starlette.testclient import TestClient
 
 from ridethrough.app import build_app
 from ridethrough.gateway import Gateway
-from ridethrough.health import HealthService, install
+from ridethrough.health import install
 from ridethrough.health.config import HealthConfig
+from ridethrough.health.service import HealthService
 from ridethrough.health.statuspage_parse import parse_summary
-from ridethrough.health.testing import failover, ok, simulated_config
 from ridethrough.keys import hash_key
 from ridethrough.routing.clock import FakeClock
+from support.health_records import failover, ok, simulated_config
 
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
 ADMIN = "rt-admin-secret"
@@ -34,8 +35,8 @@ def setup() -> tuple[TestClient, HealthService, FakeClock]:
     clock = FakeClock(1_760_000_000.0)
     cfg = simulated_config(server={"admin_keys": [{"name": "ops", "sha256": hash_key(ADMIN)}]})
     gw = Gateway(cfg, clock=clock)
-    routes = install(gw, store_path=None, clock=clock, config=HealthConfig(page_name="Acme AI"))
-    svc = gw.health  # type: ignore[attr-defined]
+    svc = install(gw, store_path=None, clock=clock, config=HealthConfig(page_name="Acme AI"))
+    assert svc is not None
     svc.open_store()
     # One resolved incident (anthropic, two minutes) and one open one (anthropic again).
     for seconds, make in ((120, lambda: failover("claude", A, "server_error", O)),
@@ -46,7 +47,7 @@ def setup() -> tuple[TestClient, HealthService, FakeClock]:
             clock.advance(1)
             svc.tick()
     svc.flush()
-    client = TestClient(build_app(gateway=gw, extra_routes=routes))
+    client = TestClient(build_app(gateway=gw))
     return client, svc, clock
 
 
@@ -241,7 +242,8 @@ def test_incident_admin_needs_an_admin_key_and_records_notes(
 def test_admin_api_is_refused_without_configured_admin_keys() -> None:
     clock = FakeClock(1_760_000_000.0)
     gw = Gateway(simulated_config(), clock=clock)
-    client = TestClient(build_app(gateway=gw, extra_routes=install(gw, store_path=None, clock=clock)))
+    install(gw, store_path=None, clock=clock)
+    client = TestClient(build_app(gateway=gw))
     assert client.get("/admin/incidents").status_code == 403
     assert client.get("/api/v2/status.json").json()["status"]["indicator"] == "none"
 
@@ -250,6 +252,6 @@ def test_install_is_idempotent_per_gateway() -> None:
     gw = Gateway(simulated_config())
     first = install(gw, store_path=None)
     again = install(gw, store_path=None)
-    assert [r.path for r in first] == [r.path for r in again]
-    assert gw.observers.count(gw.health.monitor.observe) == 1  # type: ignore[attr-defined]
+    assert first is not None and first is again and gw.health is first
+    assert gw.observers.count(first.monitor.observe) == 1
     assert len(gw.on_start) == 1 and len(gw.on_close) == 1

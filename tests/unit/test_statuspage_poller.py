@@ -14,12 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from ridethrough.gateway import Gateway
-from ridethrough.health import HealthService
+from ridethrough.health import attach
 from ridethrough.health.config import HealthConfig, StatusPagesConfig
+from ridethrough.health.service import HealthService
 from ridethrough.health.statuspage_parse import judge_upstream, match_components, parse_summary
-from ridethrough.health.testing import failover, simulated_config
 from ridethrough.health.upstream import UpstreamPoller
 from ridethrough.routing.clock import FakeClock
+from support.health_records import failover, simulated_config
 
 FIXTURES = Path(__file__).parent / "test_statuspage_fixtures"
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
@@ -142,7 +143,7 @@ def service_with_pages(urls: dict[str, str], clock: FakeClock) -> HealthService:
                                                       components={"anthropic": ["Claude API"]}))
     gw = Gateway(simulated_config(), clock=clock)
     svc = HealthService(gw, store_path=None, clock=clock, config=cfg)
-    svc.attach()
+    attach(svc.gw, svc)
     svc.open_store()
     return svc
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from ridethrough.gateway import Gateway
-from ridethrough.health import HealthService
+from ridethrough.health import attach
 from ridethrough.health.config import HealthConfig
+from ridethrough.health.service import HealthService
 from ridethrough.health.stats import Bucket
-from ridethrough.health.testing import failover, ok, simulated_config
 from ridethrough.routing.clock import FakeClock
 from ridethrough.store import SqliteStore, StoreUnavailable
 from ridethrough.store.migrations import MIGRATIONS
 from ridethrough.web import page
+from support.health_records import failover, ok, simulated_config
 
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
 DAY = 86400
@@ -26,7 +27,7 @@ T0 = 1_760_000_000.0 // DAY * DAY   # midnight UTC, so day arithmetic reads plai
 def service(path: str | None, clock: FakeClock) -> HealthService:
     gw = Gateway(simulated_config(), clock=clock)
     svc = HealthService(gw, store_path=path, clock=clock, config=HealthConfig())
-    svc.attach()
+    attach(svc.gw, svc)
     svc.open_store()
     return svc
 

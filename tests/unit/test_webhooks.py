@@ -13,11 +13,10 @@ import orjson
 from aiohttp import web
 
 from ridethrough.gateway import Gateway
-from ridethrough.health import HealthService
+from ridethrough.health import attach
 from ridethrough.health.config import HealthConfig, WebhookConfig
-from ridethrough.health.testing import failover, ok, simulated_config
-from ridethrough.routing.clock import FakeClock
-from ridethrough.web.webhooks import (
+from ridethrough.health.service import HealthService
+from ridethrough.health.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
@@ -26,6 +25,8 @@ from ridethrough.web.webhooks import (
     sign,
     verify,
 )
+from ridethrough.routing.clock import FakeClock
+from support.health_records import failover, ok, simulated_config
 
 SECRET = "whsec-test-1234"
 A, O = "anthropic/claude-sonnet-4-5", "openai/gpt-4o"
@@ -130,7 +131,7 @@ def test_incident_lifecycle_reaches_statuspage_and_slack_receivers_signed() -> N
             ])
             gw = Gateway(simulated_config(), clock=clock)
             svc = HealthService(gw, store_path=None, clock=clock, config=cfg, sleep=sleep)
-            svc.attach()
+            attach(svc.gw, svc)
             svc.open_store()
             for make, seconds in ((lambda: failover("claude", A, "server_error", O), 90),
                                   (lambda: ok("claude", A), 700)):

@@ -13,7 +13,6 @@ from ridethrough.api.body import read_json
 from ridethrough.errors import InvalidRequest, NotFound, RidethroughError
 from ridethrough.gateway import Gateway
 from ridethrough.keys import presented_key
-from ridethrough.store import StoreUnavailable
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -75,14 +74,6 @@ async def set_target_state(gw: Gateway, request: Request) -> Response:
     forced = None if mode == "auto" else mode
     b = gw.board.force(target, forced)
     out = b.snapshot()
-    shared = getattr(gw.health, "shared", None)
-    if shared is not None:
-        # With several workers this call reached one of them: the store carries it to the
-        # others within a health tick. If the store is down, say so rather than pretend.
-        try:
-            await shared.set_override(target, forced)
-            out["applies_to"] = "every worker"
-        except StoreUnavailable as e:
-            out["applies_to"] = "this worker only"
-            out["warning"] = f"the shared store is unavailable, other workers keep their state: {e}"
+    if gw.health is not None:  # with several workers, the others learn it too
+        out.update(await gw.health.share_override(target, forced))
     return Response(orjson.dumps(out), media_type="application/json")

@@ -1,13 +1,13 @@
-"""The health service: wires monitor, incidents, store, probes, status pages and webhooks
-onto one gateway, and runs their background loops.
+"""The health service: the parts every gateway's health is made of, and their loops.
 
-It is the only object here that knows about the ``Gateway``; everything it wires is
-testable alone. Its ``tick`` and ``flush`` are plain methods so tests drive time with an
-injected clock instead of waiting for the loops.
+It wires monitor, incidents, store, probes, provider status pages and webhooks onto one
+gateway and runs their background loops; how judging and incidents are coordinated is
+its ``mode``: ``local.LocalHealth`` for one process, ``shared.SharedHealth`` for several
+workers reading as one gateway through the store. Both follow ``Coordination``, so nothing
+here asks which one it runs. Its ``tick`` and ``flush`` are plain methods so tests drive
+time with an injected clock instead of waiting for the loops.
 
-With ``shared`` (one of several ``serve --workers`` processes) the judging, the incidents
-and the leader-only loops move to ``health.shared.SharedHealth``, and every public view is
-read from the store; without it, everything below is the single-process path.
+It serves the web layer through ``reader.StatusSource`` and knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -16,41 +16,51 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from ridethrough.health.catalog import Catalog, Component
+from ridethrough.health import statuspage_json
+from ridethrough.health.announce import Announcer
+from ridethrough.health.catalog import Catalog
 from ridethrough.health.config import HealthConfig, cross_check_health, health_config_of
+from ridethrough.health.history import latency_series, uptime_bars
 from ridethrough.health.incident_model import Incident
-from ridethrough.health.incidents import IncidentEngine, IncidentEvent
+from ridethrough.health.incidents import IncidentEngine
 from ridethrough.health.leader import lock_path_for
+from ridethrough.health.local import LocalHealth
 from ridethrough.health.monitor import HealthMonitor
 from ridethrough.health.probes import Prober
+from ridethrough.health.reader import History, PageInfo
 from ridethrough.health.shared import SharedHealth, SharedIdentity
 from ridethrough.health.stats import Bucket
-from ridethrough.health.status import merge_breakers
+from ridethrough.health.store_health import StoreHealth
 from ridethrough.health.tasks import cancel_and_wait
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView
-from ridethrough.health.view import (
-    HealthView,
-    StoreLine,
-    UpstreamLine,
-    probe_lines,
-    webhook_stats,
-)
+from ridethrough.health.view import HealthView
+from ridethrough.health.webhooks import Notifier
 from ridethrough.store import SqliteStore, StoreUnavailable
-from ridethrough.web import v2
-from ridethrough.web.webhooks import (
-    Notifier,
-    slack_component,
-    slack_incident,
-    statuspage_component,
-    statuspage_incident,
-)
 
 log = logging.getLogger("ridethrough.health")
 PRUNE_EVERY_S = 3600.0
 DRAIN_SLICE = 256   # records folded between two chances for requests to run
+
+
+class Coordination(Protocol):
+    """What differs between one process and several workers; the service runs the rest."""
+
+    def breaker_of(self, target: str) -> dict[str, Any] | None: ...
+    def loaded(self, incidents: list[dict[str, Any]], now: float) -> None: ...
+    def started(self) -> None: ...
+    async def cycle_async(self) -> None: ...
+    def tick(self, records: list[tuple[float, Any]]) -> None: ...
+    async def close(self) -> None: ...
+    def incidents_to_write(self) -> list[dict[str, Any]]: ...
+    async def share_override(self, target: str, mode: str | None) -> dict[str, str]: ...
+    def view(self) -> HealthView: ...
+    async def view_async(self) -> HealthView: ...
+    async def find_incident(self, incident_id: str) -> Incident | None: ...
+    async def add_note(self, inc: Incident, body: str, status: str | None) -> Incident: ...
+    async def set_postmortem(self, inc: Incident, body: str) -> Incident: ...
 
 
 @dataclass(slots=True)
@@ -70,15 +80,6 @@ class _Result:
     error: str | None = None
 
 
-@dataclass(slots=True)
-class StoreHealth:
-    ok: bool = True
-    error: str | None = None
-    since: float | None = None
-    last_write: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-
 class HealthService:
     def __init__(self, gw: Any, *, store_path: str | None, clock: Callable[[], float] = time.time,
                  config: HealthConfig | None = None,
@@ -87,6 +88,7 @@ class HealthService:
         if shared is not None and store_path is None:
             raise ValueError("several workers share health through a store file; got none")
         self.gw = gw
+        self.board = gw.board
         self.cfg = config or health_config_of(gw.cfg)
         self.clock = clock
         self.sleep = sleep
@@ -96,7 +98,8 @@ class HealthService:
         self.catalog = Catalog.from_gateway(gw, shared.started_at if shared else clock())
         self.engine = IncidentEngine(self.catalog, self.cfg.incidents)
         self.monitor = HealthMonitor(self.catalog, self.cfg, clock, self.engine,
-                                     breaker_of=self._breaker, unavailable_of=self._unavailable)
+                                     breaker_of=lambda t: self.mode.breaker_of(t),
+                                     unavailable_of=self._unavailable)
         # Workers wait on each other's short write transactions, in a thread, never a request.
         self.store = SqliteStore(store_path, busy_timeout_s=5.0 if shared else 0.5)
         self.store_health = StoreHealth()
@@ -106,48 +109,38 @@ class HealthService:
         targets.update({t.key: t for t in gw.last_resorts.values()})
         self.prober = Prober(targets, self.cfg.probes, gw.board, gw.clock, self.monitor.observe_probe)
         self.poller = UpstreamPoller(self.cfg.status_pages, clock, self._on_upstream)
-        self.page_id = v2.page_id_for(self.cfg.page_name)
-        self.engine.listeners.append(self._on_incident)
-        self.monitor.listeners.append(self._on_component)
+        server = gw.cfg.server
+        pages = self.cfg.status_pages
+        self.page = PageInfo(self.cfg.page_name, statuspage_json.page_id_for(self.cfg.page_name),
+                             self.cfg.page_url, f"http://{server.host}:{server.port}",
+                             frozenset(pages.pages) if pages.enabled else frozenset())
+        self.announcer = Announcer(self.page, self.catalog, self.monitor, self.engine,
+                                   self.notifier, clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._unrolled: set[int] = set()
         self._last_prune = 0.0
         self._flushing = False
         self._drained: list[tuple[float, Any]] = []  # folded, not yet handed on (drain_in_slices)
         self._leader_tasks: list[asyncio.Task[None]] = []
-        self.shared: SharedHealth | None = None
-        if shared is not None:
-            assert store_path is not None
-            self.shared = SharedHealth(self, shared, lock_path=lock_path_for(store_path))
+        self.mode: Coordination = LocalHealth(self) if shared is None else \
+            SharedHealth(self, shared, lock_path=lock_path_for(store_path or ""))
 
-    # -- wiring ----------------------------------------------------------------------------
+    @property
+    def page_id(self) -> str:
+        return self.page.id
 
-    def attach(self) -> HealthService:
-        self.gw.observers.append(self.monitor.observe)
-        self.gw.on_start.append(self.start)
-        self.gw.on_close.append(self.close)
-        self.gw.health = self
-        return self
-
-    def routes(self) -> list[Any]:
-        from ridethrough.web.routes import build_routes
-
-        return build_routes(self)
-
-    def _breaker(self, target: str) -> dict[str, Any] | None:
-        if self.shared is not None:  # the leader judges every worker's breaker
-            return merge_breakers(self.shared.breakers.get(target, []))
-        return self.gw.board.get(target).snapshot()  # type: ignore[no-any-return]
+    # -- what health reads of the gateway --------------------------------------------------
 
     def _unavailable(self, provider: str) -> str | None:
         p = self.gw.providers.get(provider)
         return p.unavailable_reason if p is not None else None
 
-    def base_url(self) -> str:
-        if self.cfg.page_url:
-            return self.cfg.page_url.rstrip("/")
-        server = self.gw.cfg.server
-        return f"http://{server.host}:{server.port}"
+    @property
+    def draining(self) -> bool:
+        return bool(self.gw.draining)
+
+    def latency_view(self) -> dict[str, Any]:
+        return self.gw.latency_view()  # type: ignore[no-any-return]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -155,8 +148,7 @@ class HealthService:
         loaded = await asyncio.to_thread(self._read_store)   # file I/O off the loop
         self._apply_store(loaded)
         self._tasks.append(asyncio.ensure_future(self._loop()))
-        if self.shared is None:  # with several workers: once this one becomes the leader
-            self.start_leader_tasks()
+        self.mode.started()
         self.notifier.start()
 
     def start_leader_tasks(self) -> None:
@@ -193,20 +185,16 @@ class HealthService:
     def _apply_store(self, loaded: list[dict[str, Any]] | str) -> None:
         now = self.clock()
         if isinstance(loaded, str):
-            self._store_failed(loaded, now)
+            self.store_health.failed(loaded, now)
             return
-        if self.shared is None:  # with several workers, the leader loads them when it leads
-            self.engine.load([Incident.from_dict(d) for d in loaded], now)
-        self._store_ok(now)
+        self.mode.loaded(loaded, now)
+        self.store_health.succeeded(now, self.store.notes)
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks, self._leader_tasks = [], []
         try:
-            if self.shared is not None:
-                await self.shared.close()
-            else:
-                self.tick()
+            await self.mode.close()
             await self.flush_async()
         except Exception:
             log.exception("final health flush failed")
@@ -219,13 +207,7 @@ class HealthService:
         while True:
             await asyncio.sleep(self.cfg.tick_s)
             try:
-                if self.shared is not None:
-                    await self.shared.cycle_async()
-                else:
-                    # Folding is what scales with traffic, so only it is sliced; judging and
-                    # the incident engine's counts stay one step (cancelling them midway
-                    # would lose counts; measured, slicing them gained nothing).
-                    self.monitor.tick(await self.drain_in_slices())
+                await self.mode.cycle_async()
                 if time.monotonic() - last_flush >= self.cfg.flush_interval_s:
                     last_flush = time.monotonic()
                     await self.flush_async()
@@ -255,63 +237,36 @@ class HealthService:
         return taken
 
     def tick(self) -> None:
-        if self.shared is not None:
-            self.shared.drain(self._take_drained())   # judging is the leader's, on its own cycle
-        else:
-            self.monitor.tick(self._take_drained())
+        self.mode.tick(self._take_drained())
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading (reader.StatusSource) -----------------------------------------------------
 
     def view(self) -> HealthView:
-        """What the public endpoints show now (blocking with several workers: a store read)."""
-        if self.shared is not None:
-            return self.shared.read_view()
-        return self.local_view()
+        return self.mode.view()
 
     async def view_async(self) -> HealthView:
-        if self.shared is not None:
-            return await asyncio.to_thread(self.shared.read_view)
-        self.tick()
-        return self.local_view()
+        return await self.mode.view_async()
 
-    def local_view(self) -> HealthView:
-        mon, h = self.monitor, self.store_health
-        return HealthView(
-            self.catalog, self.clock(),
-            statuses={k: st.status for k, st in mon.states.items()},
-            since={k: st.since for k, st in mon.states.items()},
-            reasons={k: list(st.reasons) for k, st in mon.states.items()},
-            windows={k: st.stats.as_dict() for k, st in mon.states.items()},
-            incidents=self.engine.all(),
-            upstream={p: UpstreamLine.of(v) for p, v in self.poller.views.items()},
-            probes=probe_lines(self.prober.last.values()),
-            store=StoreLine(h.ok, h.error, h.since, h.last_write, self.store.path, list(h.notes)),
-            webhooks=webhook_stats(self.notifier.stats), records_dropped=mon.dropped,
-            totals=mon.totals,
-            breakers=[(t, {}, self.gw.board.get(t).snapshot()) for t in self.catalog.targets()],
-            latency=[({}, self.gw.latency_view())],
-            stores_up=[({}, h.ok)])
+    def read_history(self, leaves: list[str], routes: list[str], now: float) -> History:
+        """History bars and latency points: read from the store, which every worker shares."""
+        return History(uptime_bars(self.store, leaves, now), latency_series(self.store, routes, now))
 
     # -- operators -------------------------------------------------------------------------
 
     async def find_incident(self, incident_id: str) -> Incident | None:
-        if self.shared is not None:
-            return await self.shared.find_incident(incident_id)
-        return self.engine.find(incident_id)
+        return await self.mode.find_incident(incident_id)
 
     async def add_note(self, inc: Incident, body: str, status: str | None) -> Incident:
-        if self.shared is not None:
-            return await self.shared.add_note(inc.id, body, status)
-        self.engine.add_note(inc, body, status, self.clock())
-        await self.flush_async()
-        return inc
+        return await self.mode.add_note(inc, body, status)
 
     async def set_postmortem(self, inc: Incident, body: str) -> Incident:
-        if self.shared is not None:
-            return await self.shared.set_postmortem(inc.id, body)
-        self.engine.set_postmortem(inc, body, self.clock())
-        await self.flush_async()
-        return inc
+        return await self.mode.set_postmortem(inc, body)
+
+    async def share_override(self, target: str, mode: str | None) -> dict[str, str]:
+        """An operator forced ``target`` here; carry it to the other workers, if any."""
+        return await self.mode.share_override(target, mode)
+
+    # -- history ---------------------------------------------------------------------------
 
     def flush(self) -> bool:
         batch = self._prepare()
@@ -330,10 +285,7 @@ class HealthService:
     def _prepare(self) -> _Batch:
         now = self.clock()
         buckets = self.monitor.take_pending()
-        ids: set[str] = set()
-        if self.shared is None:  # with several workers the leader publishes incidents itself
-            ids, self.engine.dirty = self.engine.dirty, set()
-        incidents = [inc.to_dict() for i in ids if (inc := self.engine.find(i)) is not None]
+        incidents = self.mode.incidents_to_write()
         rollup = {start for _, start in buckets} | self._unrolled
         prune = now - self._last_prune >= PRUNE_EVERY_S
         return _Batch(now, buckets, incidents, rollup, prune)
@@ -365,64 +317,14 @@ class HealthService:
         if not r.incidents_written:
             self.engine.dirty |= {d["id"] for d in b.incidents}
         if r.error is not None:
-            self._store_failed(r.error, b.now)
+            self.store_health.failed(r.error, b.now)
             return False
         if b.prune:
             self._last_prune = b.now
-        self._store_ok(b.now)
+        self.store_health.succeeded(b.now, self.store.notes)
         return True
 
-    def _store_failed(self, error: str, now: float) -> None:
-        h = self.store_health
-        if h.ok or h.error != error:
-            log.error("health store unavailable (requests unaffected, history not recorded): %s",
-                      error)
-        if h.ok:
-            h.since = now
-        h.ok, h.error = False, error
-
-    def _store_ok(self, now: float) -> None:
-        h = self.store_health
-        if not h.ok:
-            log.warning("health store available again after: %s", h.error)
-        h.ok, h.error, h.since, h.last_write = True, None, None, now
-        h.notes = list(self.store.notes)
-
     # -- listeners -------------------------------------------------------------------------
-
-    def page_hook_obj(self) -> dict[str, Any]:
-        indicator = v2.indicator_for(self.catalog, self.monitor.status_of,
-                                     list(self.engine.open.values()))
-        status = v2.status_obj(indicator)
-        return {"id": self.page_id, "status_indicator": status["indicator"],
-                "status_description": status["description"]}
-
-    def incident_obj(self, inc: Incident) -> dict[str, Any]:
-        return v2.incident_obj(inc, self.catalog, self.monitor.status_of, self.page_id,
-                               self.base_url(), self.clock())
-
-    def component_obj(self, c: Component) -> dict[str, Any]:
-        return v2.component_obj(c, self.catalog, self.monitor.status_of(c.key), self.page_id,
-                                self.monitor.since_of(c.key))
-
-    def _on_incident(self, event: IncidentEvent) -> None:
-        if not self.notifier.enabled:
-            return
-        obj = self.incident_obj(event.incident)
-        self.notifier.enqueue(
-            "incident", statuspage_incident(self.page_hook_obj(), obj, self.base_url(), self.clock()),
-            slack_incident(self.cfg.page_name, obj, self.base_url()))
-
-    def _on_component(self, c: Component, old: str, new: str, reasons: list[str], now: float) -> None:
-        if not self.notifier.enabled:
-            return
-        obj = self.component_obj(c)
-        from ridethrough.health.incident_model import new_id
-
-        self.notifier.enqueue(
-            "component", statuspage_component(self.page_hook_obj(), obj, old, new, new_id(),
-                                              self.base_url(), now),
-            slack_component(self.cfg.page_name, obj, old, new))
 
     def _on_upstream(self, view: UpstreamView) -> None:
         if view.ok:

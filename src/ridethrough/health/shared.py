@@ -14,6 +14,9 @@ tool reads the same page.
 A tick is four steps so that the event loop never waits on SQLite: prepare (loop), exchange
 (thread: write ours, read theirs), judge (loop, leader only: it fires the listeners that
 queue webhooks), publish (thread). ``cycle`` runs the same steps inline for tests.
+
+It is one ``service.Coordination`` (``local.LocalHealth`` is the other): the service runs
+the loops and the history, and hands every step that differs to this object.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from ridethrough.health.feed import (
 from ridethrough.health.incident_model import Incident, new_id
 from ridethrough.health.leader import LeaderLock
 from ridethrough.health.slices import Slice, SliceCache, SliceRecorder
+from ridethrough.health.status import merge_breakers
 from ridethrough.health.view import (
     HealthView,
     StoreLine,
@@ -131,6 +135,39 @@ class SharedHealth:
     def window_s(self) -> float:
         return self.svc.cfg.thresholds.window_s
 
+    # -- the service's steps (service.Coordination) ----------------------------------------
+
+    def breaker_of(self, target: str) -> dict[str, Any] | None:
+        return merge_breakers(self.breakers.get(target, []))  # the leader judges every worker's
+
+    def loaded(self, incidents: list[dict[str, Any]], now: float) -> None:
+        """Nothing to do: the leader loads the incidents when it starts to lead."""
+
+    def started(self) -> None:
+        """Nothing to do: probes and polls start once this worker leads (``cycle_async``)."""
+
+    def tick(self, records: list[tuple[float, Any]]) -> None:
+        self.drain(records)   # judging is the leader's, on its own cycle
+
+    def incidents_to_write(self) -> list[dict[str, Any]]:
+        return []   # the leader publishes them with its snapshot, in one transaction
+
+    def view(self) -> HealthView:
+        return self.read_view()
+
+    async def view_async(self) -> HealthView:
+        return await asyncio.to_thread(self.read_view)
+
+    async def share_override(self, target: str, mode: str | None) -> dict[str, str]:
+        """This call reached one worker: the store carries it to the others within a tick.
+        If the store is down, say so rather than pretend."""
+        try:
+            await self.set_override(target, mode)
+        except StoreUnavailable as e:
+            return {"applies_to": "this worker only",
+                    "warning": f"the shared store is unavailable, other workers keep their state: {e}"}
+        return {"applies_to": "every worker"}
+
     # -- every tick ------------------------------------------------------------------------
 
     def drain(self, records: list[tuple[float, Any]] | None = None) -> None:
@@ -182,7 +219,7 @@ class SharedHealth:
     def _prepare(self, now: float) -> _Outbox:
         feed, self.feed = self.feed, FeedBatch()
         self.recorder.prune(now)
-        try_lead = self.leading or (not self.stopped and not self.svc.gw.draining)
+        try_lead = self.leading or (not self.stopped and not self.svc.draining)
         return _Outbox(now, self._worker_row(now), self.recorder.take(), feed, try_lead)
 
     def _worker_row(self, now: float) -> dict[str, Any]:
@@ -190,9 +227,9 @@ class SharedHealth:
         return {
             "instance": self.instance, "session": self.ident.session, "slot": self.ident.slot,
             "pid": os.getpid(), "seen_at": now, "stopped": self.stopped,
-            "draining": bool(svc.gw.draining), "leading": self.leading,
-            "breakers": {t: svc.gw.board.get(t).snapshot() for t in svc.catalog.targets()},
-            "latency": svc.gw.latency_view(),
+            "draining": svc.draining, "leading": self.leading,
+            "breakers": {t: svc.board.get(t).snapshot() for t in svc.catalog.targets()},
+            "latency": svc.latency_view(),
             "totals": svc.monitor.totals.to_json(), "dropped": svc.monitor.dropped,
             "store": {"ok": h.ok, "error": h.error, "since": h.since, "last_write": h.last_write,
                       "notes": list(h.notes)},
@@ -241,9 +278,9 @@ class SharedHealth:
             if not inbox.written:            # nothing reached the store: send it all again
                 self.feed.merge(out.feed)
                 self.recorder.restore(out.slices)
-            svc._store_failed(inbox.error, now)
+            svc.store_health.failed(inbox.error, now)
             return None
-        svc._store_ok(now)
+        svc.store_health.succeeded(now, svc.store.notes)
         if not inbox.leading:
             if self.leading:                 # the lock file was replaced under us
                 self.leading = False
@@ -286,7 +323,7 @@ class SharedHealth:
             return
         if overrides.get("epoch") != self.overrides_epoch:  # a new store file: its own count
             self.overrides_epoch, self.overrides_seen = overrides.get("epoch"), {}
-        board = self.svc.gw.board
+        board = self.svc.board
         for target, entry in sorted(overrides["targets"].items()):
             if int(entry["v"]) <= self.overrides_seen.get(target, 0):
                 continue
@@ -357,7 +394,7 @@ class SharedHealth:
     def _published(self, pub: _Publication, error: str | None) -> None:
         if error is not None:
             self.svc.engine.dirty |= {d["id"] for d in pub.incidents}
-            self.svc._store_failed(error, pub.now)
+            self.svc.store_health.failed(error, pub.now)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -389,13 +426,13 @@ class SharedHealth:
         d = await asyncio.to_thread(self.svc.store.load_incident, incident_id)
         return Incident.from_dict(d) if d is not None else None
 
-    async def add_note(self, incident_id: str, body: str, status: str | None) -> Incident:
+    async def add_note(self, inc: Incident, body: str, status: str | None) -> Incident:
         update_id = new_id()
-        return await self._command(note_command(incident_id, update_id, body, status), incident_id,
+        return await self._command(note_command(inc.id, update_id, body, status), inc.id,
                                    lambda inc: any(u.id == update_id for u in inc.updates))
 
-    async def set_postmortem(self, incident_id: str, body: str) -> Incident:
-        return await self._command(postmortem_command(incident_id, body), incident_id,
+    async def set_postmortem(self, inc: Incident, body: str) -> Incident:
+        return await self._command(postmortem_command(inc.id, body), inc.id,
                                    lambda inc: inc.postmortem == body)
 
     async def _command(self, entry: dict[str, Any], incident_id: str, done: Any) -> Incident:

@@ -23,8 +23,8 @@ import orjson
 
 from ridethrough.health.config import WebhookConfig
 from ridethrough.health.status import LABEL
+from ridethrough.health.statuspage_json import iso
 from ridethrough.health.tasks import cancel_and_wait
-from ridethrough.web.v2 import iso
 
 log = logging.getLogger("ridethrough.webhooks")
 

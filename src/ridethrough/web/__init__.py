@@ -1,2 +1,3 @@
 """What the outside world reads: the status page, Statuspage-compatible JSON, feeds, badges,
-/metrics, the incident admin API and webhooks. Reads health state; never judges it."""
+/metrics and the incident admin API. Reads health through ``health.reader`` only; never
+judges it, and never sends anything (webhooks live with health: ``health.webhooks``)."""

@@ -3,7 +3,8 @@ metrics and the HTML page.
 
 No authentication, like any public status page: nothing here reveals keys, prompts or
 client identities — only component names, statuses, counts and incident text. Each handler
-renders one ``HealthView`` from ``svc.view_async()``: a single process first drains pending
+renders one ``HealthView`` from ``view_async()`` of a ``health.reader.HealthReader``: a
+single process first drains pending
 records (``tick``), so what it shows is current to the request; one of several workers
 reads what the leader published, so every worker shows the same.
 """
@@ -16,11 +17,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ridethrough.health import statuspage_json as v2
 from ridethrough.health.status import LABEL
-from ridethrough.web import feeds, metrics, page, svg, v2
+from ridethrough.web import feeds, metrics, page, svg
 
 if TYPE_CHECKING:
-    from ridethrough.health.service import HealthService
+    from ridethrough.health.reader import HealthReader
     from ridethrough.health.view import HealthView
 
 CORS = {"access-control-allow-origin": "*", "cache-control": "no-cache"}
@@ -31,25 +33,25 @@ def json(data: Any, status: int = 200) -> Response:
                     headers=CORS)
 
 
-def base_url(svc: HealthService, request: Request) -> str:
-    return svc.cfg.page_url or str(request.base_url).rstrip("/")
+def base_url(svc: HealthReader, request: Request) -> str:
+    return svc.page.url or str(request.base_url).rstrip("/")
 
 
-def page_obj(svc: HealthService, view: HealthView, request: Request) -> dict[str, Any]:
-    return v2.page_obj(svc.page_id, svc.cfg.page_name, base_url(svc, request) + "/status",
+def page_obj(svc: HealthReader, view: HealthView, request: Request) -> dict[str, Any]:
+    return v2.page_obj(svc.page.id, svc.page.name, base_url(svc, request) + "/status",
                        view.updated_at)
 
 
-def incident_objs(svc: HealthService, view: HealthView, request: Request,
+def incident_objs(svc: HealthReader, view: HealthView, request: Request,
                   unresolved: bool = False) -> list[dict[str, Any]]:
     url = base_url(svc, request)
     found = [i for i in view.incidents if i.unresolved or not unresolved][:50]
-    return [v2.incident_obj(i, view.catalog, view.status_of, svc.page_id, url, view.now)
+    return [v2.incident_obj(i, view.catalog, view.status_of, svc.page.id, url, view.now)
             for i in found]
 
 
-def components(svc: HealthService, view: HealthView) -> list[dict[str, Any]]:
-    return v2.components_list(view.catalog, view.status_of, view.since_of, svc.page_id)
+def components(svc: HealthReader, view: HealthView) -> list[dict[str, Any]]:
+    return v2.components_list(view.catalog, view.status_of, view.since_of, svc.page.id)
 
 
 def indicator(view: HealthView) -> str:
@@ -57,9 +59,9 @@ def indicator(view: HealthView) -> str:
 
 
 class PublicApi:
-    """Endpoints bound to one health service; each renders one ``HealthView``."""
+    """Endpoints bound to one health reader; each renders one ``HealthView``."""
 
-    def __init__(self, svc: HealthService) -> None:
+    def __init__(self, svc: HealthReader) -> None:
         self.svc = svc
 
     async def summary(self, request: Request) -> Response:
@@ -97,8 +99,9 @@ class PublicApi:
         svc = self.svc
         view = await svc.view_async()
         comps = []
+        leaves = {c.key for c in view.catalog.leaves()}
         for c in view.catalog.components.values():
-            leaf = c.key in svc.monitor.states
+            leaf = c.key in leaves
             comps.append({
                 "id": c.id, "key": c.key, "name": c.name, "kind": c.kind,
                 "group": view.catalog.components[c.group_key].name if c.group_key else None,
@@ -142,13 +145,13 @@ class PublicApi:
 
     async def atom(self, request: Request) -> Response:
         view = await self.svc.view_async()
-        body = feeds.atom(self.svc.cfg.page_name, base_url(self.svc, request), view.incidents,
+        body = feeds.atom(self.svc.page.name, base_url(self.svc, request), view.incidents,
                           view.now)
         return Response(body, media_type="application/atom+xml")
 
     async def rss(self, request: Request) -> Response:
         view = await self.svc.view_async()
-        body = feeds.rss(self.svc.cfg.page_name, base_url(self.svc, request), view.incidents,
+        body = feeds.rss(self.svc.page.name, base_url(self.svc, request), view.incidents,
                          view.now)
         return Response(body, media_type="application/rss+xml")
 

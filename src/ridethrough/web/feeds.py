@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
 from ridethrough.health.incident_model import Incident
-from ridethrough.web.v2 import iso
+from ridethrough.health.statuspage_json import iso
 
 
 def _content(inc: Incident) -> str:

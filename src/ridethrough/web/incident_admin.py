@@ -16,11 +16,13 @@ from starlette.responses import JSONResponse, Response
 from ridethrough.api.admin import require_admin
 from ridethrough.api.body import read_json
 from ridethrough.errors import InvalidRequest, NotFound, RidethroughError
+from ridethrough.health import statuspage_json as v2
 from ridethrough.health.incident_model import ALL_STATUSES, Incident
 from ridethrough.web.api import base_url, incident_objs, json
 
 if TYPE_CHECKING:
-    from ridethrough.health.service import HealthService
+    from ridethrough.gateway import Gateway
+    from ridethrough.health.reader import StatusSource
 
 MAX_BODY = 64 * 1024
 
@@ -31,8 +33,9 @@ def _error(e: RidethroughError) -> JSONResponse:
 
 
 class IncidentAdmin:
-    def __init__(self, svc: HealthService) -> None:
+    def __init__(self, svc: StatusSource, gw: Gateway) -> None:
         self.svc = svc
+        self.gw = gw   # its admin keys
 
     async def _find(self, incident_id: str) -> Incident:
         inc = await self.svc.find_incident(incident_id)
@@ -48,22 +51,20 @@ class IncidentAdmin:
         return body
 
     async def _obj(self, request: Request, inc: Incident) -> Response:
-        from ridethrough.web import v2
-
         svc = self.svc
         view = await svc.view_async()
-        return json(v2.incident_obj(inc, view.catalog, view.status_of, svc.page_id,
+        return json(v2.incident_obj(inc, view.catalog, view.status_of, svc.page.id,
                                     base_url(svc, request), view.now))
 
     async def list(self, request: Request) -> Response:
-        denied = require_admin(self.svc.gw, request)
+        denied = require_admin(self.gw, request)
         if denied:
             return denied
         view = await self.svc.view_async()
         return json({"incidents": incident_objs(self.svc, view, request)})
 
     async def note(self, request: Request) -> Response:
-        denied = require_admin(self.svc.gw, request)
+        denied = require_admin(self.gw, request)
         if denied:
             return denied
         try:
@@ -78,7 +79,7 @@ class IncidentAdmin:
         return await self._obj(request, inc)
 
     async def postmortem(self, request: Request) -> Response:
-        denied = require_admin(self.svc.gw, request)
+        denied = require_admin(self.gw, request)
         if denied:
             return denied
         try:

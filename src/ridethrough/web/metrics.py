@@ -19,7 +19,7 @@ from ridethrough.health.stats import LATENCY_BOUNDS_MS
 from ridethrough.health.status import SEVERITY
 
 if TYPE_CHECKING:
-    from ridethrough.health.service import HealthService
+    from ridethrough.health.reader import HealthReader
     from ridethrough.health.view import HealthView
 
 BREAKER_STATE = {"closed": 0, "half_open": 1, "open": 2}
@@ -59,7 +59,7 @@ def _histogram(o: _Out, name: str, hists: dict[str, list[int]], sums: dict[str, 
         o.sample(f"{name}_count", running, **{label: key})
 
 
-def render(svc: HealthService, view: HealthView | None = None) -> str:
+def render(svc: HealthReader, view: HealthView | None = None) -> str:
     view = view if view is not None else svc.view()
     t, o = view.totals, _Out()
     o.family("ridethrough_requests_total", "counter", "Requests by route, outcome and answer tier.")

@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING
 
-from ridethrough.health.history import DayBar, latency_series, overall_uptime, uptime_bars
+from ridethrough.health import statuspage_json as v2
+from ridethrough.health.history import DayBar, LatencyPoint, overall_uptime
 from ridethrough.health.incident_model import Incident, human_duration
 from ridethrough.health.status import LABEL
 from ridethrough.store import StoreUnavailable
-from ridethrough.web import svg, v2
+from ridethrough.web import svg
 
 if TYPE_CHECKING:
-    from ridethrough.health.service import HealthService
+    from ridethrough.health.reader import HealthReader
     from ridethrough.health.view import HealthView
 
 CSS = """
@@ -82,8 +83,8 @@ def _component(view: HealthView, key: str, bars: dict[str, list[DayBar]] | None,
             f'{_bars_block(bars.get(key) if bars is not None else None, c.name)}</div>')
 
 
-def _upstream(svc: HealthService, view: HealthView, provider: str) -> str:
-    if provider not in svc.cfg.status_pages.pages or not svc.cfg.status_pages.enabled:
+def _upstream(svc: HealthReader, view: HealthView, provider: str) -> str:
+    if provider not in svc.page.status_pages:
         return ""
     line = view.upstream.get(provider)
     if line is None:
@@ -133,7 +134,7 @@ def _learned(view: HealthView) -> str:
             f"{won} answered first, {refused} held back by the budget.</p>")
 
 
-def render(svc: HealthService, view: HealthView | None = None) -> str:
+def render(svc: HealthReader, view: HealthView | None = None) -> str:
     """The page for ``view`` (default: the service's view now). History bars are read from
     the store, which every worker shares."""
     view = view if view is not None else svc.view()
@@ -144,17 +145,18 @@ def render(svc: HealthService, view: HealthView | None = None) -> str:
     keys = [c.key for c in cat.leaves()]
     routes = [c.key for c in cat.components.values() if c.kind == "route"]
     bars: dict[str, list[DayBar]] | None
+    latency: dict[str, list[LatencyPoint]]
     try:
-        bars = uptime_bars(svc.store, keys, now)
-        latency = latency_series(svc.store, routes, now)
+        history = svc.read_history(keys, routes, now)
+        bars, latency = history.bars, history.latency
     except StoreUnavailable:
         bars, latency = None, {}
     head = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f'<meta http-equiv="refresh" content="30"><title>{escape(svc.cfg.page_name)} status'
+            f'<meta http-equiv="refresh" content="30"><title>{escape(svc.page.name)} status'
             f'</title><link rel="alternate" type="application/atom+xml" href="history.atom">'
             f'<style>{CSS}</style></head><body><main>'
-            f'<h1>{escape(svc.cfg.page_name)} status</h1>'
+            f'<h1>{escape(svc.page.name)} status</h1>'
             f'<div class="banner i-{indicator}" id="overall">'
             f'{escape(v2.status_obj(indicator)["description"])}</div>')
     out = [head]

@@ -1,4 +1,5 @@
-"""Every URL the health service serves, in one list for ``build_app(extra_routes=...)``."""
+"""Every URL of the status page, its JSON, feeds, badges, /metrics and the incident admin
+API, in one list that ``app.py`` mounts on what ``health.install`` returned."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from ridethrough.web.api import PublicApi
 from ridethrough.web.incident_admin import IncidentAdmin
 
 if TYPE_CHECKING:
-    from ridethrough.health.service import HealthService
+    from ridethrough.gateway import Gateway
+    from ridethrough.health.reader import StatusSource
 
 
-def build_routes(svc: HealthService) -> list[Route]:
-    api, admin = PublicApi(svc), IncidentAdmin(svc)
+def build_routes(source: StatusSource, gw: Gateway) -> list[Route]:
+    api, admin = PublicApi(source), IncidentAdmin(source, gw)
     v2 = "/api/v2"
     get = ["GET"]
     return [
