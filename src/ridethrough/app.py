@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import MappingProxyType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,6 +20,9 @@ from ridethrough.health import default_store_path, install
 from ridethrough.web.routes import build_routes
 
 Handler = Callable[[Gateway, Request], Awaitable[Response]]
+# The two endpoints every AI call hits, and the wire format each speaks.
+HOT_PATHS = MappingProxyType({"/v1/messages": completions.ANTHROPIC,
+                              "/v1/chat/completions": completions.OPENAI})
 
 
 def _bind(gw: Gateway, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -35,16 +39,14 @@ def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
     health = install(gw, store_path=default_store_path(gw.cfg.server.data_dir))
     health_routes = build_routes(health, gw) if health is not None else []
 
-    async def messages(gw: Gateway, request: Request) -> Response:
-        return await completions.handle(gw, request, completions.ANTHROPIC)
+    async def completion(gw: Gateway, request: Request) -> Response:
+        return await completions.handle(gw, request, HOT_PATHS[request.url.path])
 
-    async def chat(gw: Gateway, request: Request) -> Response:
-        return await completions.handle(gw, request, completions.OPENAI)
-
+    # A POST to a hot path never reaches this router (``HotPath`` answers it first). The
+    # routes stay so that any other method gets a 405 rather than /v1/{path}'s forwarding.
     routes = [
-        Route("/v1/messages", _bind(gw, messages), methods=["POST"]),
+        *(Route(path, _bind(gw, completion), methods=["POST"]) for path in HOT_PATHS),
         Route("/v1/messages/count_tokens", _bind(gw, models.count_tokens), methods=["POST"]),
-        Route("/v1/chat/completions", _bind(gw, chat), methods=["POST"]),
         Route("/v1/models", _bind(gw, models.list_models), methods=["GET"]),
         Route("/healthz", _bind(gw, ops.healthz), methods=["GET"]),
         Route("/readyz", _bind(gw, ops.readyz), methods=["GET"]),
@@ -105,14 +107,13 @@ class HotPath:
         self.app = app
         self.gateway = gw
         self._on_error = on_error
-        self._hot = {"/v1/messages": completions.ANTHROPIC, "/v1/chat/completions": completions.OPENAI}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # routes, state, … of the Starlette app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            dialect = self._hot.get(scope["path"])
+            dialect = HOT_PATHS.get(scope["path"])
             if dialect is not None:
                 request = Request(scope, receive, send)
                 try:
