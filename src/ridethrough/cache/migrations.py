@@ -2,7 +2,8 @@
 
 A cache file outlives the process that wrote it, and several gateway versions may open it in
 turn; a named, recorded step per change lets a newer gateway upgrade an older file in place
-and never runs a step twice. Append new steps; never edit or reorder applied ones.
+and never runs a step twice (the runner is ``sqlite_migrations``, shared with the health
+store). Append new steps; never edit or reorder applied ones.
 
 What the schema holds is the no-secrets rule made concrete: a hash of the normalized request
 (never the request), the route, the scope (a gateway key's *name*), the response, its format,
@@ -13,11 +14,13 @@ No column can hold a header, an API key or the question text.
 from __future__ import annotations
 
 import sqlite3
-import time
+
+from ridethrough.sqlite_migrations import Migration
+from ridethrough.sqlite_migrations import apply_migrations as run_migrations
 
 __all__ = ["MIGRATIONS", "apply_migrations"]
 
-MIGRATIONS: list[tuple[str, str]] = [
+MIGRATIONS: list[Migration] = [
     (
         "m001_entries",
         """
@@ -55,28 +58,4 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 def apply_migrations(conn: sqlite3.Connection) -> list[str]:
     """Apply the steps not yet recorded; return their names. ``conn`` is in autocommit mode."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have applied it between our read and our lock.
-            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                conn.execute("COMMIT")
-                continue
-            for statement in sql.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                         (name, time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
+    return run_migrations(conn, MIGRATIONS, table="migrations")

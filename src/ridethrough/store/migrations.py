@@ -1,16 +1,18 @@
-"""Named schema migrations, each applied once and recorded in ``_migrations``.
+"""The health store's schema: named migrations, each applied once and recorded in
+``_migrations`` (the runner is ``sqlite_migrations``, shared with the cache).
 
-The simonw/llm way: a migration is a name and some SQL, appended to the list, never edited
-after release. A database written by an older ridethrough is brought forward at open; one
-written by a newer one keeps working as long as it only added tables and columns.
+Append new steps, never edit applied ones. A database written by an older ridethrough is
+brought forward at open; one written by a newer one keeps working as long as it only added
+tables and columns.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 
-MIGRATIONS: list[tuple[str, str]] = [
+from ridethrough.sqlite_migrations import Migration, apply_migrations
+
+MIGRATIONS: list[Migration] = [
     ("001_health_buckets", """
         CREATE TABLE buckets (
             resolution TEXT NOT NULL,          -- minute | hour | day
@@ -71,30 +73,5 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied now.
-
-    Several worker processes may open a new file at the same moment: each migration runs
-    under the write lock (``BEGIN IMMEDIATE``) and is re-checked there, so exactly one
-    process applies it and the others find it done instead of failing on "table exists".
-    """
-    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
-            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
-                continue  # another process applied it while we waited for the lock
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                         (name, time.time()))
-        applied.append(name)
-    return applied
-
-
-def _statements(sql: str) -> list[str]:
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Apply every migration not yet recorded; return the names applied now."""
+    return apply_migrations(conn, MIGRATIONS, table="_migrations")
