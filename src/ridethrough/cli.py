@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
+from ridethrough.cli_http import call
 from ridethrough.config import Config, ConfigError, default_config, load_config, provider_key_status
 
 
@@ -176,30 +176,11 @@ def admin() -> None:
     """Operate a running gateway (needs RIDETHROUGH_ADMIN_KEY)."""
 
 
-def _admin_request(url: str, method: str, path: str, body: Any = None) -> Any:
-    import httpx
-
-    key = os.environ.get("RIDETHROUGH_ADMIN_KEY")
-    if not key:
-        click.echo("set RIDETHROUGH_ADMIN_KEY to an admin key of the gateway", err=True)
-        sys.exit(2)
-    try:
-        r = httpx.request(method, url.rstrip("/") + path, json=body,
-                          headers={"authorization": f"Bearer {key}"}, timeout=10)
-    except httpx.HTTPError as e:
-        click.echo(f"cannot reach {url}: {e}", err=True)
-        sys.exit(1)
-    if r.status_code >= 400:
-        click.echo(f"error {r.status_code}: {r.text}", err=True)
-        sys.exit(1)
-    return r.json()
-
-
 @admin.command("breakers")
 @click.option("--url", default="http://127.0.0.1:8080", envvar="RIDETHROUGH_URL")
 def admin_breakers(url: str) -> None:
     """Show every target's breaker state."""
-    data = _admin_request(url, "GET", "/admin/breakers")
+    data = call(url, "/admin/breakers", admin=True)
     for row in data["targets"]:
         extra = f" retry in {row['retry_in_s']}s" if row.get("retry_in_s") is not None else ""
         forced = f" forced {row['forced']}" if row.get("forced") else ""
@@ -208,7 +189,7 @@ def admin_breakers(url: str) -> None:
 
 
 def _set_state(url: str, target: str, mode: str) -> None:
-    row = _admin_request(url, "POST", "/admin/targets", {"target": target, "mode": mode})
+    row = call(url, "/admin/targets", body={"target": target, "mode": mode}, admin=True)
     forced = f" (forced {row['forced']})" if row["forced"] else ""
     scope = f" — applies to {row['applies_to']}" if row.get("applies_to") else ""
     click.echo(f"{row['target']}: {row['state']}{forced}{scope}")

@@ -2,24 +2,20 @@
 
 Both read the same public JSON the status page is built from (so the terminal and the page
 never disagree); writing notes and post-mortems goes through the admin API with
-RIDETHROUGH_ADMIN_KEY. Plain ``urllib``: the CLI must work with the runtime dependencies
-alone, during an incident, on whatever box the operator is on.
+RIDETHROUGH_ADMIN_KEY, through the command line's one client (``cli_http``).
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import urllib.error
-import urllib.request
 from datetime import datetime
 from typing import Any
 
 import click
-import orjson
 from rich.console import Console
 from rich.table import Table
 
+from ridethrough.cli_http import call
 from ridethrough.health.incident_model import human_duration
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -29,32 +25,6 @@ INDICATOR_STYLE = {"none": "bold white on green", "minor": "bold black on yellow
                    "major": "bold white on dark_orange", "critical": "bold white on red"}
 url_option = click.option("--url", default=DEFAULT_URL, envvar="RIDETHROUGH_URL", show_default=True,
                           help="Base URL of the running gateway.")
-
-
-def _request(url: str, path: str, body: Any = None, admin: bool = False) -> Any:
-    headers = {"accept": "application/json"}
-    if admin:
-        key = os.environ.get("RIDETHROUGH_ADMIN_KEY")
-        if not key:
-            click.echo("set RIDETHROUGH_ADMIN_KEY to an admin key of the gateway", err=True)
-            sys.exit(2)
-        headers["authorization"] = f"Bearer {key}"
-    data = None
-    if body is not None:
-        data = orjson.dumps(body)
-        headers["content-type"] = "application/json"
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers,
-                                 method="POST" if data is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return orjson.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        detail = e.read().decode(errors="replace")[:500]
-        click.echo(f"error {e.code} from {url}{path}: {detail}", err=True)
-        sys.exit(1)
-    except (urllib.error.URLError, OSError) as e:
-        click.echo(f"cannot reach {url}: {getattr(e, 'reason', e)}", err=True)
-        sys.exit(1)
 
 
 def _console() -> Console:
@@ -99,8 +69,8 @@ def incidents_table(incidents: list[dict[str, Any]], title: str) -> Table:
 def status(url: str) -> None:
     """What a running gateway sees now: routes, providers, their status pages, incidents."""
     console = _console()
-    summary = _request(url, "/api/v2/summary.json")
-    health = _request(url, "/api/ridethrough/health.json")
+    summary = call(url, "/api/v2/summary.json")
+    health = call(url, "/api/ridethrough/health.json")
     ind = summary["status"]["indicator"]
     console.print(f" {summary['page']['name']}: {summary['status']['description']} ",
                   style=INDICATOR_STYLE.get(ind, "bold"))
@@ -178,7 +148,7 @@ def incidents() -> None:
 def list_incidents(url: str, open_only: bool) -> None:
     """The 50 most recent incidents (or only the open ones)."""
     path = "/api/v2/incidents/unresolved.json" if open_only else "/api/v2/incidents.json"
-    found = _request(url, path)["incidents"]
+    found = call(url, path)["incidents"]
     if not found:
         click.echo("No incidents.")
         return
@@ -196,7 +166,7 @@ def note(incident_id: str, body: str, status: str | None, url: str) -> None:
     payload: dict[str, Any] = {"body": body}
     if status:
         payload["status"] = status
-    inc = _request(url, f"/admin/incidents/{incident_id}/notes", payload, admin=True)
+    inc = call(url, f"/admin/incidents/{incident_id}/notes", body=payload, admin=True)
     click.echo(f"{inc['id']}: {inc['status']} — note added ({len(inc['incident_updates'])} updates)")
 
 
@@ -216,5 +186,5 @@ def postmortem(incident_id: str, body: str | None, path: str | None, url: str) -
     if not body or not body.strip():
         click.echo("empty post-mortem", err=True)
         sys.exit(2)
-    inc = _request(url, f"/admin/incidents/{incident_id}/postmortem", {"body": body}, admin=True)
+    inc = call(url, f"/admin/incidents/{incident_id}/postmortem", body={"body": body}, admin=True)
     click.echo(f"{inc['id']}: {inc['status']} — post-mortem published")
