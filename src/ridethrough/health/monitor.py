@@ -21,7 +21,7 @@ from ridethrough.health.config import HealthConfig
 from ridethrough.health.incidents import IncidentEngine
 from ridethrough.health.samples import Sample, probe_sample, samples_of
 from ridethrough.health.slices import SliceRecorder
-from ridethrough.health.stats import Bucket, empty_hist, hist_add
+from ridethrough.health.stats import Bucket, add_counts, empty_hist, hist_add, hist_merge
 from ridethrough.health.status import (
     OPERATIONAL,
     judge_route,
@@ -106,17 +106,10 @@ class Totals:
         for mine, theirs in ((self.requests, other.requests), (self.attempts, other.attempts),
                              (self.probes, other.probes), (self.latency_sum, other.latency_sum),
                              (self.ttft_sum, other.ttft_sum)):
-            _add_into(mine, theirs)
+            add_counts(mine, theirs)
         for mine_h, theirs_h in ((self.latency, other.latency), (self.ttft, other.ttft)):
             for k, hist in theirs_h.items():
-                into = mine_h.setdefault(k, empty_hist())
-                for i, v in enumerate(hist[: len(into)]):
-                    into[i] += v
-
-
-def _add_into(into: dict[Any, Any], more: dict[Any, Any]) -> None:
-    for k, v in more.items():
-        into[k] = into.get(k, 0) + v
+                hist_merge(mine_h.setdefault(k, empty_hist()), hist)
 
 
 class HealthMonitor:

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ridethrough.health.samples import Sample
-from ridethrough.health.stats import empty_hist, hist_add, hist_percentile
+from ridethrough.health.stats import (
+    add_counts,
+    empty_hist,
+    hist_add,
+    hist_load,
+    hist_merge,
+    hist_percentile,
+)
 from ridethrough.health.windows import WindowStats
 
 KEEP_UNSENT_S = 60  # a worker keeps its own slices this long (late samples still merge)
@@ -55,14 +62,18 @@ class Slice:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Slice:
-        s = cls(int(d["n"]), int(d["failures"]), int(d["ok_tail"]), int(d["fallback"]),
-                {str(k): int(v) for k, v in d["classes"].items()})
-        for name in ("latency", "ttft"):  # tolerate other bounds, as stats.Bucket does
-            hist = empty_hist()
-            for i, v in enumerate(d[name]):
-                hist[min(i, len(hist) - 1)] += int(v)
-            setattr(s, name, hist)
-        return s
+        return cls(int(d["n"]), int(d["failures"]), int(d["ok_tail"]), int(d["fallback"]),
+                   {str(k): int(v) for k, v in d["classes"].items()},
+                   hist_load(d["latency"]), hist_load(d["ttft"]))
+
+    def merge_counts(self, other: Slice) -> None:
+        """Add ``other``'s counts and histograms (``ok_tail`` is the caller's to decide)."""
+        self.n += other.n
+        self.failures += other.failures
+        self.fallback += other.fallback
+        add_counts(self.classes, other.classes)
+        hist_merge(self.latency, other.latency)
+        hist_merge(self.ttft, other.ttft)
 
 
 def merge_second(slices: Iterable[Slice]) -> Slice:
@@ -70,15 +81,7 @@ def merge_second(slices: Iterable[Slice]) -> Slice:
     out = Slice()
     tails: list[int] = []
     for s in slices:
-        out.n += s.n
-        out.failures += s.failures
-        out.fallback += s.fallback
-        for k, v in s.classes.items():
-            out.classes[k] = out.classes.get(k, 0) + v
-        for i, v in enumerate(s.latency):
-            out.latency[i] += v
-        for i, v in enumerate(s.ttft):
-            out.ttft[i] += v
+        out.merge_counts(s)
         if s.failures:
             tails.append(s.ok_tail)
     out.ok_tail = min(tails) if tails else out.n - out.failures
@@ -89,26 +92,21 @@ def window_stats(seconds: dict[int, Slice], now: float, window_s: float) -> Wind
     """``WindowStats`` over the seconds that overlap ``(now - window_s, now]``."""
     horizon = now - window_s
     inside = sorted((sec for sec in seconds if sec + 1 > horizon), reverse=True)
+    total = Slice()
     st = WindowStats()
-    latency, ttft = empty_hist(), empty_hist()
     streak_open = True
     for sec in inside:
         s = seconds[sec]
-        st.n += s.n
-        st.failures += s.failures
-        st.fallback += s.fallback
-        for k, v in s.classes.items():
-            st.classes[k] = st.classes.get(k, 0) + v
-        for i, v in enumerate(s.latency):
-            latency[i] += v
-        for i, v in enumerate(s.ttft):
-            ttft[i] += v
+        total.merge_counts(s)
         if streak_open:
             if s.failures:
                 st.ok_streak += s.ok_tail
                 streak_open = False
             else:
                 st.ok_streak += s.n
+    st.n, st.failures, st.fallback, st.classes = (total.n, total.failures, total.fallback,
+                                                  total.classes)
+    latency, ttft = total.latency, total.ttft
     st.n_latency, st.n_ttft = sum(latency), sum(ttft)
     st.p50_ms, st.p95_ms, st.p99_ms = (hist_percentile(latency, q) for q in (0.5, 0.95, 0.99))
     st.ttft_p50_ms = hist_percentile(ttft, 0.5)

@@ -9,8 +9,12 @@ boundaries are the Prometheus histogram's ``le`` labels.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+N = TypeVar("N", int, float)
 
 # Milliseconds. Spans a cached answer (tens of ms) to a long reasoning answer (minutes).
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
@@ -28,6 +32,27 @@ def hist_add(hist: list[int], ms: float) -> None:
             hist[i] += 1
             return
     hist[-1] += 1
+
+
+def hist_merge(into: list[int], other: Iterable[int]) -> None:
+    """Add ``other``'s counts to ``into`` (same bounds; slots past ``into``'s are ignored)."""
+    for i, v in zip(range(len(into)), other, strict=False):
+        into[i] += v
+
+
+def hist_load(stored: Iterable[Any]) -> list[int]:
+    """A histogram read back from JSON or the store. Tolerates one written with other
+    bounds: padded, or its extra slots folded into the last ("above every bound")."""
+    hist = empty_hist()
+    for i, v in enumerate(stored):
+        hist[min(i, len(hist) - 1)] += int(v)
+    return hist
+
+
+def add_counts(into: dict[K, N], other: Mapping[K, N]) -> None:
+    """Add per-key counts or sums (outcomes, error classes, totals) into ``into``."""
+    for k, v in other.items():
+        into[k] = into.get(k, 0) + v
 
 
 def hist_percentile(hist: list[int], q: float) -> float | None:
@@ -90,12 +115,9 @@ class Bucket:
         self.latency_sum_ms += other.latency_sum_ms
         self.ttft_sum_ms += other.ttft_sum_ms
         self.ttft_n += other.ttft_n
-        for k, v in other.outcomes.items():
-            self.outcomes[k] = self.outcomes.get(k, 0) + v
-        for i, v in enumerate(other.latency):
-            self.latency[i] += v
-        for i, v in enumerate(other.ttft):
-            self.ttft[i] += v
+        add_counts(self.outcomes, other.outcomes)
+        hist_merge(self.latency, other.latency)
+        hist_merge(self.ttft, other.ttft)
 
     @property
     def uptime(self) -> float | None:
@@ -127,12 +149,6 @@ class Bucket:
             fallback=int(row["fallback"]), saved=int(row["saved"]), worst=int(row["worst"]),
             latency_sum_ms=float(row["latency_sum_ms"]), ttft_sum_ms=float(row["ttft_sum_ms"]),
             ttft_n=int(row["ttft_n"]), outcomes=dict(row["outcomes"]),
+            latency=hist_load(row["latency"]), ttft=hist_load(row["ttft"]),
         )
-        # Tolerate histograms written with other bounds: pad or fold into the last slot.
-        for name in ("latency", "ttft"):
-            stored = list(row[name])
-            hist = empty_hist()
-            for i, v in enumerate(stored):
-                hist[min(i, len(hist) - 1)] += int(v)
-            setattr(b, name, hist)
         return b
