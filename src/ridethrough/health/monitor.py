@@ -103,10 +103,11 @@ class Totals:
         return t
 
     def merge(self, other: Totals) -> None:
-        for mine, theirs in ((self.requests, other.requests), (self.attempts, other.attempts),
-                             (self.probes, other.probes), (self.latency_sum, other.latency_sum),
-                             (self.ttft_sum, other.ttft_sum)):
-            add_counts(mine, theirs)
+        add_counts(self.requests, other.requests)
+        add_counts(self.attempts, other.attempts)
+        add_counts(self.probes, other.probes)
+        add_counts(self.latency_sum, other.latency_sum)
+        add_counts(self.ttft_sum, other.ttft_sum)
         for mine_h, theirs_h in ((self.latency, other.latency), (self.ttft, other.ttft)):
             for k, hist in theirs_h.items():
                 hist_merge(mine_h.setdefault(k, empty_hist()), hist)
