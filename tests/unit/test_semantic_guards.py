@@ -48,9 +48,11 @@ def test_paraphrases_pass_every_guard(a: str, b: str) -> None:
     ("How do I install Python on Windows?", "How do I install Python on Linux?", "entities"),
     ("Flights from Paris to London", "Flights from London to Paris", "word_order"),
     ("Convert 5 miles to km", "Convert 5 km to miles", "word_order"),
-    ("Is aspirin safe during pregnancy?", "Is aspirin unsafe during pregnancy?", "substitution"),
-    ("Should I buy this stock?", "Should I sell this stock?", "substitution"),
-    ("What happens before the meeting?", "What happens after the meeting?", "substitution"),
+    ("Is aspirin safe during pregnancy?", "Is aspirin unsafe during pregnancy?",
+     "contrast:comparison"),
+    ("Should I buy this stock?", "Should I sell this stock?", "contrast:antonym"),
+    ("What happens before the meeting?", "What happens after the meeting?", "contrast:antonym"),
+    ("Is the hypothyroid dose right?", "Is the hyperthyroid dose right?", "substitution"),
 ])
 def test_near_misses_are_vetoed_by_the_named_guard(a: str, b: str, guard: str) -> None:
     assert verdict(a, b, similarity=0.985) == guard
@@ -61,7 +63,7 @@ def test_different_conversation_length_is_vetoed() -> None:
 
 
 def test_substitution_passes_only_above_the_strict_threshold() -> None:
-    a, b = "Translate hello into French", "Translate hello to French"
+    a, b = "How do I contact support?", "How do I reach support?"
     assert verdict(a, b, similarity=0.997) is None
     assert verdict(a, b, similarity=0.95) == "substitution"
 

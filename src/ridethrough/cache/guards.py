@@ -12,7 +12,14 @@ a match must also pass checks that look at the words:
 * ``quoted``       the same quoted strings and code spans, exactly;
 * ``literals``     the same URLs, e-mail addresses, paths and identifiers;
 * ``entities``     every capitalized / mixed-case word of one text occurs in the other;
-* ``word_order``   the same content words in another order ("Paris to London") is a new question;
+* ``language``     both written in the same language;
+* ``contrast:*``   the same marked words — antonyms, direction words, comparatives,
+  quantifiers, time words, units, output formats and instructions, language names (the second
+  stage, ``contrast.py``: it compares the two questions' contrasting words directly);
+* ``word_order``   two words that trade places around a word kept between them ("Paris to
+  London" / "London to Paris", "Alice sent Bob" / "Bob sent Alice") is a new question;
+* ``addition``     one question is the other plus a qualifier ("Write a reply" / "Write a
+  polite reply"): a more specific question wants another answer;
 * ``substitution`` one or two content words swapped for others ("safe" -> "unsafe", "buy" ->
   "sell") needs a second, much higher threshold: paraphrases differ by function words
   ("How do I" / "How can I") or by more than a word or two, and then score lower.
@@ -20,8 +27,9 @@ a match must also pass checks that look at the words:
 A miss costs one provider call (or, during an outage, a static answer); a wrong hit serves the
 answer to a different question. Every rule errs toward the miss.
 
-The stored side keeps only a :class:`Fingerprint`: truncated sha256 digests of the tokens, so the
-cache file holds no question text (see the no-secrets rule in ``store.py``).
+The stored side keeps only a :class:`Fingerprint`: truncated sha256 digests of the tokens (the
+marked words are plain: closed-class dictionary words). Its ``v`` names the fingerprint's
+version; an entry fingerprinted by another version never matches (it is "unreadable").
 """
 
 from __future__ import annotations
@@ -32,7 +40,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Fingerprint", "disagreement", "fingerprint"]
+from .contrast import canonical, contrast, language_of, marks_of, swapped
+
+__all__ = ["FINGERPRINT_VERSION", "Fingerprint", "disagreement", "fingerprint"]
+
+FINGERPRINT_VERSION = 2
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -44,8 +56,15 @@ STOPWORDS = _words(
     # for/with…), comparatives, and/or — changing those changes the question.
     "a an the is are was were be been being am do does did done can could would will shall "
     "may might i me my mine you your yours we us our ours it its this that these those there "
-    "here of about in on at by please kindly just some any"
+    "here of about in on at by please kindly just some any he she they him her his them their "
+    "theirs hers"
 )
+# Not part of the word-order sequence: the words whose place says nothing about who does what.
+_UNORDERED = STOPWORDS - _words("of about in on at by")
+# Added to a question, these ask for nothing new ("the capital city of France").
+_FILLER = _words("city really actually exactly please also again currently way get command "
+                 "keyword mean meaning going have has there should if per for")
+_PREPOSITIONS = _words("of about in on at by to from for with")
 NEGATIONS = _words("not no never without none nothing nobody nowhere neither nor cannot")
 # Capitalized only because they open a sentence: not names.
 _COMMON_OPENERS = STOPWORDS | NEGATIONS | _words(
@@ -96,31 +115,45 @@ class Fingerprint:
     """The checkable features of one question, as short digests (no plain text)."""
 
     turns: int
+    v: int                       # FINGERPRINT_VERSION
     content: tuple[str, ...]     # content words in order (numbers and literals included)
     numbers: tuple[str, ...]     # sorted
     negations: tuple[str, ...]   # sorted; closed-class words, kept plain
     entities: tuple[str, ...]    # sorted, lowercased before hashing
     quoted: tuple[str, ...]      # sorted
     literals: tuple[str, ...]    # sorted
+    marks: tuple[str, ...]       # sorted "class:word" (contrast.marks_of), plain
+    language: str
+    sequence: tuple[str, ...]    # every word but _UNORDERED ones, in order: who does what
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        if data.get("v") != FINGERPRINT_VERSION:
+            raise ValueError(f"fingerprint version {data.get('v')!r}")
         return cls(
             turns=int(data["turns"]),
+            v=FINGERPRINT_VERSION,
             content=tuple(data["content"]),
             numbers=tuple(data["numbers"]),
             negations=tuple(data["negations"]),
             entities=tuple(data["entities"]),
             quoted=tuple(data["quoted"]),
             literals=tuple(data["literals"]),
+            marks=tuple(data["marks"]),
+            language=str(data["language"]),
+            sequence=tuple(data["sequence"]),
         )
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(b"ridethrough-guard:" + token.encode()).hexdigest()[:16]
+
+
+_FILLER_DIGESTS = frozenset(_digest(w) for w in _FILLER)
+_PIVOT_DIGESTS = frozenset(_digest(w) for w in _PREPOSITIONS)
 
 
 def _stem(word: str) -> str:
@@ -132,7 +165,8 @@ def _stem(word: str) -> str:
 
 def fingerprint(text: str, turns: int) -> Fingerprint:
     """The features of ``text`` (the last user turn of a ``turns``-message conversation)."""
-    text = text.translate(_APOSTROPHES)
+    text = canonical(text.translate(_APOSTROPHES))
+    language = language_of(text)
     quoted = [" ".join(next(g for g in m.groups() if g is not None).split())
               for m in _QUOTED.finditer(text)]
     literals = [m.group(0).rstrip(".,;:!?)") for m in _LITERAL.finditer(text)]
@@ -144,20 +178,27 @@ def fingerprint(text: str, turns: int) -> Fingerprint:
     numbers: list[str] = []
     negations: list[str] = []
     entities: list[str] = []
+    lowered: list[str] = []
+    sequence: list[str] = []
     for match in _TOKEN.finditer(rest):
         token = match.group(0)
         if token == "\x00":
-            content.append(next(literal_iter, ""))
+            literal = next(literal_iter, "")
+            content.append(literal)
+            sequence.append(literal)
             continue
         if token[0].isdigit() and _NUMBER.fullmatch(token):
             number = token.replace(",", "")
             numbers.append(number)
             content.append(number)
+            sequence.append(number)
             continue
         lower = token.lower()
+        lowered.append(lower)
         if lower in _NUMBER_WORDS:
             numbers.append(_NUMBER_WORDS[lower])
             content.append(_NUMBER_WORDS[lower])
+            sequence.append(_NUMBER_WORDS[lower])
             continue
         numbers.extend(re.findall(r"\d+", token))  # "A123", "3rd", "v2"
         if lower in NEGATIONS:
@@ -166,14 +207,20 @@ def fingerprint(text: str, turns: int) -> Fingerprint:
             entities.append(lower)
         if lower not in STOPWORDS:
             content.append(_stem(lower))
+        if lower not in _UNORDERED:
+            sequence.append(_stem(lower))
     return Fingerprint(
         turns=turns,
+        v=FINGERPRINT_VERSION,
         content=tuple(_digest(t) for t in content),
         numbers=tuple(sorted(_digest(n) for n in numbers)),
         negations=tuple(sorted(negations)),
         entities=tuple(sorted(_digest(_stem(e)) for e in entities)),
         quoted=tuple(sorted(_digest(q) for q in quoted)),
         literals=tuple(sorted(_digest(x) for x in literals)),
+        marks=marks_of(lowered),
+        language=language,
+        sequence=tuple(_digest(t) for t in sequence),
     )
 
 
@@ -210,9 +257,21 @@ def disagreement(
     # Entities are checked against the other side's words, so "france" matches "France".
     if not set(a.entities) <= b_words or not set(b.entities) <= a_words:
         return "entities"
-    if a.content != b.content and Counter(a.content) == Counter(b.content):
-        return "word_order"
+    if a.language != b.language:
+        return "language"
+    contrasting = contrast(a.marks, b.marks)
+    if contrasting is not None:
+        return "contrast:" + contrasting
+    # Two words that trade places around a third: the roles changed ("Alice sent Bob" / "Bob
+    # sent Alice"). When nothing but the order differs, a preposition between them is enough
+    # ("bought online in store" / "bought in store online").
+    if a.sequence != b.sequence:
+        pivots = _PIVOT_DIGESTS if Counter(a.sequence) == Counter(b.sequence) else frozenset()
+        if swapped(a.sequence, b.sequence, pivots):
+            return "word_order"
     only_a, only_b = a_words - b_words, b_words - a_words
+    if bool(only_a) != bool(only_b) and not (only_a | only_b) <= _FILLER_DIGESTS:
+        return "addition"
     if only_a and only_b and max(len(only_a), len(only_b)) <= 2 and similarity < strict_threshold:
         return "substitution"
     return None

@@ -197,6 +197,15 @@ class SemanticIndex:
                 self._memo.popitem(last=False)
         return vector
 
+    def verdict(self, question: Fingerprint, stored: Fingerprint, similarity: float,
+                threshold: float) -> str | None:
+        """Why ``stored``'s answer must not serve ``question`` (a guard name), or ``None``.
+
+        The one decision both lookups and the evaluation harness (bench/semantic) make.
+        """
+        return disagreement(question, stored, similarity, threshold=threshold,
+                            strict_threshold=self.strict_threshold)
+
     def best_match(
         self,
         vector: np.ndarray,
@@ -219,8 +228,7 @@ class SemanticIndex:
             except Exception:
                 self.rejections["unreadable"] += 1
                 continue
-            reason = disagreement(question, stored, similarity, threshold=threshold,
-                                  strict_threshold=self.strict_threshold)
+            reason = self.verdict(question, stored, similarity, threshold)
             if reason is None:
                 return usable[i], similarity
             self.rejections[reason] += 1
