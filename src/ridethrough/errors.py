@@ -4,12 +4,19 @@
     ├── ClientError                  the caller's own request is wrong → 4xx, never failed over
     │   ├── InvalidRequest           400 malformed JSON, missing/mistyped field
     │   ├── AuthenticationFailed     401 gateway key missing or wrong
+    │   ├── PermissionDenied         403 key not allowed here
     │   ├── NotFound                 404 unknown route/model or path
     │   ├── RequestTooLarge          413 body over the gateway's limit
     │   └── UnsupportedMediaType     415 not JSON
     ├── UpstreamError                one attempt at one target failed; ``error_class`` says why
     ├── NoTargetCanServe             400/422: every target was skipped for capability reasons
-    └── AllAttemptsFailed            every attempt failed; holds the attempt list
+    ├── AllAttemptsFailed            every attempt failed; holds the attempt list
+    └── (ridethrough's own parts failing; never a provider's fault)
+        ConfigError, BindRefused, StoreUnavailable, LeaderBusy, UpstreamFormatError,
+        Untranslatable, NotContinuable, SpliceMismatch, CacheFileError, EmbedderUnavailable,
+        WireError — each in its own module; the whole tree, with why each exists, is drawn in
+        docs/errors.md ("The error tree"), and tests/unit/test_error_tree.py fails when an
+        exception class outside it appears.
 
 An ``UpstreamError`` is produced in exactly one place per adapter (its ``classify`` function),
 keyed on the HTTP status and the provider's own error type or code, never on message text.
@@ -163,6 +170,7 @@ class AttemptRecord:
     dropped: tuple[str, ...] = ()   # translation losses that did not change the answer
     detail: str = ""
     hedge: bool = False             # a backup request, sent while another attempt was running
+    continuation: bool = False      # asked to continue a stream another target began
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"target": self.target, "outcome": self.outcome, "ms": round(self.ms, 1)}
@@ -176,6 +184,8 @@ class AttemptRecord:
             d["detail"] = self.detail
         if self.hedge:
             d["hedge"] = True
+        if self.continuation:
+            d["continuation"] = True
         return d
 
 

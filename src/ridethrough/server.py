@@ -29,14 +29,17 @@ import uvicorn
 
 from ridethrough.app import build_app
 from ridethrough.config import Config
+from ridethrough.errors import RidethroughError
 from ridethrough.gateway import Gateway
 
 log = logging.getLogger("ridethrough")
 WORKER_HEADER = b"x-ridethrough-worker"
 
 
-class BindRefused(Exception):
-    pass
+class BindRefused(RidethroughError):
+    """``serve`` would expose the provider keys: a public address without gateway keys."""
+
+    code = "bind_refused"
 
 
 def is_loopback(host: str) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ridethrough.errors import RidethroughError
 from ridethrough.health.status import DEGRADED, MAINTENANCE, MAJOR, OPERATIONAL, PARTIAL, severity
 
 KNOWN = {OPERATIONAL, DEGRADED, PARTIAL, MAJOR, MAINTENANCE}
@@ -25,8 +26,10 @@ SYNONYMS = {
 INDICATORS = {"none", "minor", "major", "critical", "maintenance"}
 
 
-class UpstreamFormatError(ValueError):
-    """The payload is not a Statuspage-like summary at all (not even an object)."""
+class UpstreamFormatError(RidethroughError):
+    """A provider's status page answered, but not with a Statuspage-like summary."""
+
+    code = "upstream_status_page_format"
 
 
 @dataclass(slots=True)
