@@ -21,6 +21,7 @@ class CacheEntry:
     kind: str                    # "exact" | "semantic"
     similarity: float | None = None
     stale: bool = False          # older than ttl_s: served only because allow_stale was set
+    question: str | None = None  # semantic: the (redacted) question it answered, if showable
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.stored_at)

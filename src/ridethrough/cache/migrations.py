@@ -7,8 +7,10 @@ store). Append new steps; never edit or reorder applied ones.
 
 What the schema holds is the no-secrets rule made concrete: a hash of the normalized request
 (never the request), the route, the scope (a gateway key's *name*), the response, its format,
-timestamps and sizes; for semantic entries an embedding and digests of the question's words.
-No column can hold a header, an API key or the question text.
+timestamps and sizes; for semantic entries an embedding and digests of the question's words,
+and the question itself only as ``disclosure.redact_question`` leaves it (secret-looking tokens
+replaced, capped), for the header that tells a caller which question a semantic answer
+answered. No column can hold a header or an API key.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ MIGRATIONS: list[Migration] = [
             guard    BLOB NOT NULL             -- guards.Fingerprint as JSON (digests only)
         );
         CREATE INDEX vectors_space ON vectors (space, model);
+        """,
+    ),
+    (
+        "m003_vector_question",
+        """
+        ALTER TABLE vectors ADD COLUMN question TEXT  -- redacted and capped; NULL before m003
         """,
     ),
 ]

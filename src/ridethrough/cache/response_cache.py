@@ -30,6 +30,7 @@ import orjson
 
 from ridethrough.config import CacheConfig, SemanticCacheConfig
 
+from .disclosure import redact_question
 from .entry import CacheEntry
 from .guards import fingerprint
 from .keys import canonical_request, request_key, scope_of, semantic_query
@@ -173,8 +174,10 @@ class ResponseCache:
         self._count("semantic_hits")
         with self._lock:
             self._touched[candidate.id] = now
+        # A shared scope's question may be another caller's: not ours to show.
+        question = candidate.question if candidate.scope != "shared" else None
         return CacheEntry(obj, candidate.fmt, candidate.stored_at, "semantic", similarity,
-                          stale=now - candidate.stored_at > cfg.ttl_s)
+                          stale=now - candidate.stored_at > cfg.ttl_s, question=question)
 
     def store(
         self,
@@ -340,7 +343,7 @@ class ResponseCache:
                           stale=stale)
 
     def _vector_row(self, route: str, scope: str, canonical: dict[str, Any],
-                    scfg: SemanticCacheConfig | None) -> tuple[str, str, bytes, bytes] | None:
+                    scfg: SemanticCacheConfig | None) -> tuple[str, str, bytes, bytes, str] | None:
         index = self.semantic
         if index is None or (scfg is not None and not scfg.enabled):
             return None
@@ -351,7 +354,8 @@ class ResponseCache:
         if vector is None:
             return None
         guard = orjson.dumps(fingerprint(query.text, query.turns).to_json())
-        return query.space, index.model, np.asarray(vector, dtype=np.float32).tobytes(), guard
+        return (query.space, index.model, np.asarray(vector, dtype=np.float32).tobytes(), guard,
+                redact_question(query.text))
 
     def _flush_pending(self, db: CacheDB) -> None:
         try:

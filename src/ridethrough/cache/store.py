@@ -74,6 +74,8 @@ class Candidate:
     stored_at: float
     vector: bytes
     guard: bytes
+    question: str | None = None   # redacted (disclosure.redact_question)
+    scope: str = ""
 
 
 class CacheDB:
@@ -129,7 +131,8 @@ class CacheDB:
 
     def candidates(self, space: str, model: str, newer_than: float, limit: int) -> list[Candidate]:
         rows = self.conn.execute(
-            """SELECT e.id, e.fmt, e.response, e.stored_at, v.vector, v.guard
+            """SELECT e.id, e.fmt, e.response, e.stored_at, v.vector, v.guard, v.question,
+                      e.scope
                FROM vectors v JOIN entries e ON e.id = v.entry_id
                WHERE v.space = ? AND v.model = ? AND e.stored_at >= ?
                ORDER BY e.stored_at DESC LIMIT ?""",
@@ -155,9 +158,10 @@ class CacheDB:
         response: bytes,
         stored_at: float,
         expires_at: float,
-        vector: tuple[str, str, bytes, bytes] | None,
+        vector: tuple[str, str, bytes, bytes, str] | None,
     ) -> None:
-        """Insert or replace one entry (and its vector: ``(space, model, vector, guard)``)."""
+        """Insert or replace one entry (and its vector: ``(space, model, vector, guard,
+        redacted question)``)."""
         size = len(response) + (len(vector[2]) + len(vector[3]) if vector else 0)
         with self._transaction():
             entry_id = self.conn.execute(
@@ -175,8 +179,9 @@ class CacheDB:
                 self.conn.execute("DELETE FROM vectors WHERE entry_id = ?", (entry_id,))
             else:
                 self.conn.execute(
-                    """INSERT OR REPLACE INTO vectors (entry_id, space, model, vector, guard)
-                       VALUES (?, ?, ?, ?, ?)""",
+                    """INSERT OR REPLACE INTO vectors
+                           (entry_id, space, model, vector, guard, question)
+                       VALUES (?, ?, ?, ?, ?, ?)""",
                     (entry_id, *vector),
                 )
 
