@@ -312,3 +312,36 @@ def test_model_loads_offline_once_and_a_failure_is_not_retried_per_request(
     assert len(attempts) == 1
     assert attempts[0]["local_files_only"] is True
     assert attempts[0]["path"] == str(bundled_model_dir())
+
+
+class Gated:
+    """An embedder that waits for the test to let it run: a slow model, without sleeping."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.gate = threading.Event()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.gate.wait(timeout=30)
+        return np.ones((len(texts), 4), dtype=np.float32) / 2.0
+
+
+def test_background_embedding_never_holds_a_store_and_drops_past_its_bound(clock: Clock) -> None:
+    embedder = Gated()
+    cache = ResponseCache(None, clock=clock, semantic=SemanticIndex(embedder), embed_queue=1)
+    try:
+        for i in range(4):  # the embedder is stuck: each store still returns, answer written
+            remember(cache, ask(f"Question number {i} about refunds?"))
+        assert cache.stats()["stores"] == 4
+        assert cache.lookup(ROUTE, CFG, "anthropic", ask("Question number 3 about refunds?"),
+                            None, allow_stale=False) is not None
+        assert cache.stats()["semantic_embed_dropped"] >= 2
+        embedder.gate.set()
+        cache.wait_for_embeddings()
+        assert cache.stats()["semantic_embedded"] >= 1
+    finally:
+        embedder.gate.set()
+        cache.close()

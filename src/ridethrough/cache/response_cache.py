@@ -12,11 +12,18 @@ from a worker thread (``asyncio.to_thread``); an internal lock makes that safe.
 
 Lookups only read. What they learn (an entry was used, an entry has expired) is written with
 the next store, so a lookup never waits on another process's write lock.
+
+Embedding a question costs milliseconds of CPU per answer, paid while the clouds are healthy
+for a tier used only in an outage. With ``embed_queue`` set (the gateway sets it) a store
+writes the answer at once and hands the question to one background embedder through a
+bounded queue; when the queue is full the question is not embedded (counted in
+``semantic_embed_dropped``): the exact cache still has the answer, and no request ever waits.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -71,6 +78,7 @@ class ResponseCache:
         semantic: SemanticIndex | None = None,
         busy_timeout_s: float = 0.25,
         reopen_backoff_s: float = 1.0,
+        embed_queue: int | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else None
         self.max_entries = max_entries
@@ -93,6 +101,10 @@ class ResponseCache:
         self._estimate: list[int] | None = None
         self._estimate_db: CacheDB | None = None
         self._counts: Counter[str] = Counter()
+        self._embed_jobs: queue.Queue[tuple[str, str, str, dict[str, Any], Any] | None] | None = None
+        self._embedder_thread: threading.Thread | None = None
+        if embed_queue is not None:
+            self.embed_in_background(embed_queue)
         self._guarded("open", lambda db: None, None)  # fail early in the log, not in a request
 
     # -- public API ------------------------------------------------------------------------------
@@ -245,9 +257,11 @@ class ResponseCache:
         """The write for one ``store`` item (the CPU part done here, outside the lock), or None."""
         route, cfg, response_fmt = item["route"], item["cfg"], item["response_fmt"]
         key, scope = keyed.key, keyed.scope
+        deferred = self._embed_jobs is not None
         try:
             payload = orjson.dumps(item["response"])
-            vector_row = self._vector_row(route, scope, keyed.canonical, item.get("semantic"))
+            vector_row = None if deferred else self._vector_row(route, scope, keyed.canonical,
+                                                                item.get("semantic"))
         except Exception as e:
             self._record_bad_input("store", e)
             return None
@@ -275,8 +289,58 @@ class ResponseCache:
                 db.enforce_limits(self.max_entries, self.max_bytes)
                 self._estimate = list(db.totals())
             self._count("stores")
+            if deferred:
+                self._queue_embedding(key, route, scope, keyed.canonical, item.get("semantic"))
 
         return write
+
+    def embed_in_background(self, queue_size: int) -> None:
+        """From now on, stores embed their questions on a background thread (idempotent)."""
+        if self.semantic is None or self._embedder_thread is not None or self._closed:
+            return
+        self._embed_jobs = queue.Queue(maxsize=queue_size)
+        self._embedder_thread = threading.Thread(
+            target=self._embed_in_background, name="ridethrough-embed", daemon=True)
+        self._embedder_thread.start()
+
+    def _queue_embedding(self, key: str, route: str, scope: str, canonical: dict[str, Any],
+                         scfg: SemanticCacheConfig | None) -> None:
+        if self._embed_jobs is None or self.semantic is None or (scfg is not None
+                                                                 and not scfg.enabled):
+            return
+        try:
+            self._embed_jobs.put_nowait((key, route, scope, canonical, scfg))
+        except queue.Full:
+            self._count("semantic_embed_dropped")
+
+    def _embed_in_background(self) -> None:
+        """The embedder thread: one question at a time, so a lookup in an outage waits for
+        at most one encode on the model's lock."""
+        jobs = self._embed_jobs
+        assert jobs is not None
+        while True:
+            job = jobs.get()
+            try:
+                if job is None:
+                    return
+                key, route, scope, canonical, scfg = job
+                try:
+                    row = self._vector_row(route, scope, canonical, scfg)
+                except Exception as e:
+                    self._record_bad_input("embed", e)
+                    continue
+                if row is not None:
+                    self._guarded("store vector",
+                                  lambda db, k=key, r=row: db.put_vector(k, r), False)
+                    self._count("semantic_embedded")
+            finally:
+                jobs.task_done()
+
+    def wait_for_embeddings(self) -> None:
+        """Block until every queued question is embedded (tests, shutdown)."""
+        if self._embed_jobs is not None and self._embedder_thread is not None \
+                and self._embedder_thread.is_alive():
+            self._embed_jobs.join()
 
     def stats(self) -> dict[str, Any]:
         """Counters and health for the status page and /metrics."""
@@ -296,6 +360,9 @@ class ResponseCache:
             "semantic_misses": self._counts["semantic_misses"],
             "semantic_rejections": dict(index.rejections) if index else {},
             "semantic_available": index.available if index else False,
+            "semantic_embedded": self._counts["semantic_embedded"],
+            "semantic_embed_dropped": self._counts["semantic_embed_dropped"],
+            "semantic_embed_queued": self._embed_jobs.qsize() if self._embed_jobs else 0,
             "semantic_error": index.last_error if index else None,
             "stores": self._counts["stores"],
             "errors": self._counts["errors"],
@@ -304,6 +371,11 @@ class ResponseCache:
         }
 
     def close(self) -> None:
+        if self._embedder_thread is not None and self._embed_jobs is not None:
+            self.wait_for_embeddings()
+            self._embed_jobs.put(None)
+            self._embedder_thread.join(timeout=10)
+            self._embedder_thread = None
         with self._lock:
             if self._closed:
                 return

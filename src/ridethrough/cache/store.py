@@ -185,6 +185,23 @@ class CacheDB:
                     (entry_id, *vector),
                 )
 
+    def put_vector(self, key: str, vector: tuple[str, str, bytes, bytes, str]) -> bool:
+        """Attach a vector embedded after its entry was written (the background embedder).
+        False when the entry is gone (evicted, replaced by a newer answer meanwhile)."""
+        with self._transaction():
+            row = self.conn.execute("SELECT id FROM entries WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return False
+            self.conn.execute(
+                """INSERT OR REPLACE INTO vectors
+                       (entry_id, space, model, vector, guard, question)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (row[0], *vector),
+            )
+            self.conn.execute("UPDATE entries SET size = size + ? WHERE id = ?",
+                              (len(vector[2]) + len(vector[3]), row[0]))
+        return True
+
     def touch_and_forget(self, touched: dict[int, float], expired: dict[int, float]) -> None:
         """Record deferred LRU touches and delete entries found expired by lookups.
 
