@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ridethrough.config import Config, RouteConfig, Timeouts
-from ridethrough.config_base import data_dir as resolve_data_dir
+from ridethrough.config import data_dir as resolve_data_dir
 from ridethrough.errors import (
     AllAttemptsFailed,
     AttemptRecord,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from ridethrough.config import HealthConfig, IncidentConfig
 from ridethrough.gateway import Gateway
 from ridethrough.harness import GatewayThread
 from ridethrough.health import install
-from ridethrough.health.config import HealthConfig, IncidentConfig
 from ridethrough.routing.clock import FakeClock
 from ridethrough.simulator import Fault, FaultKind
 from support.health_records import simulated_config

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from ridethrough.config import HealthConfig, IncidentConfig, StatusPagesConfig
 from ridethrough.gateway import Gateway
 from ridethrough.harness import GatewayThread
 from ridethrough.health import install
 from ridethrough.health.cli import incidents, status
-from ridethrough.health.config import HealthConfig, IncidentConfig, StatusPagesConfig
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView
 from ridethrough.keys import hash_key
 from ridethrough.routing.clock import FakeClock

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from ridethrough.config import HealthConfig, cross_check_health
 from ridethrough.health import default_store_path
 from ridethrough.health.catalog import Catalog
-from ridethrough.health.config import HealthConfig, cross_check_health
 from support.health_records import simulated_config
 
 

@@ -7,9 +7,9 @@ import asyncio
 
 import orjson
 
+from ridethrough.config import HealthConfig, ProbeConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
-from ridethrough.health.config import HealthConfig, ProbeConfig
 from ridethrough.health.probes import probe_body
 from ridethrough.health.service import HealthService
 from ridethrough.routing.clock import FakeClock

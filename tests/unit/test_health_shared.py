@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from ridethrough.config import HealthConfig, IncidentConfig, Thresholds
 from ridethrough.gateway import Gateway
 from ridethrough.health import install
 from ridethrough.health import statuspage_json as v2
-from ridethrough.health.config import HealthConfig, IncidentConfig, Thresholds
 from ridethrough.health.monitor import Totals
 from ridethrough.health.service import HealthService
 from ridethrough.health.shared import SharedHealth, SharedIdentity

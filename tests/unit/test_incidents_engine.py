@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ridethrough.config import HealthConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
-from ridethrough.health.config import HealthConfig
 from ridethrough.health.incident_model import Incident
 from ridethrough.health.service import HealthService
 from ridethrough.records import RequestRecord

@@ -12,9 +12,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from ridethrough.app import build_app
+from ridethrough.config import HealthConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import install
-from ridethrough.health.config import HealthConfig
 from ridethrough.health.service import HealthService
 from ridethrough.health.statuspage_parse import parse_summary
 from ridethrough.keys import hash_key

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ridethrough.config import HealthConfig, StatusPagesConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
-from ridethrough.health.config import HealthConfig, StatusPagesConfig
 from ridethrough.health.service import HealthService
 from ridethrough.health.statuspage_parse import judge_upstream, match_components, parse_summary
 from ridethrough.health.upstream import UpstreamPoller

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ridethrough.config import HealthConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
-from ridethrough.health.config import HealthConfig
 from ridethrough.health.service import HealthService
 from ridethrough.health.stats import Bucket
 from ridethrough.routing.clock import FakeClock

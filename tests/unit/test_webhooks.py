@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ridethrough.config import HealthConfig, WebhookConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
-from ridethrough.health.config import HealthConfig, WebhookConfig
 from ridethrough.health.service import HealthService
 from ridethrough.health.webhooks import (
     DELIVERY_HEADER,

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ridethrough.config_base import data_dir as resolve_data_dir
-from ridethrough.health.config import HealthConfig, cross_check_health
+from ridethrough.config import HealthConfig
+from ridethrough.config import data_dir as resolve_data_dir
+from ridethrough.health.service import HealthService
 
-if TYPE_CHECKING:
-    from ridethrough.health.service import HealthService
-
-__all__ = ["HealthConfig", "attach", "cross_check_health", "default_store_path", "install"]
+__all__ = ["HealthService", "attach", "default_store_path", "install"]
 
 
 def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = time.time,
@@ -31,10 +29,6 @@ def install(gw: Any, *, store_path: str | None, clock: Callable[[], float] = tim
     ``health.shared.SharedIdentity``) makes this one of several worker processes that read
     as one gateway through the store at ``store_path``.
     """
-    # Imported here: the service reads the gateway's routing state, whose modules import
-    # the config, which imports this package's config module.
-    from ridethrough.health.service import HealthService
-
     existing = getattr(gw, "health", None)
     if isinstance(existing, HealthService):
         return existing
@@ -54,13 +48,5 @@ def attach(gw: Any, service: HealthService) -> HealthService:
 
 
 def default_store_path(data_dir: str | None) -> str:
-    """``<data_dir>/health.sqlite3`` (``config_base.data_dir`` picks the folder)."""
+    """``<data_dir>/health.sqlite3`` (``config.data_dir`` picks the folder)."""
     return str(resolve_data_dir(data_dir) / "health.sqlite3")
-
-
-def __getattr__(name: str) -> Any:
-    if name == "HealthService":  # lazily, for the import-cycle reason given in install()
-        from ridethrough.health.service import HealthService
-
-        return HealthService
-    raise AttributeError(name)

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ridethrough.config import IncidentConfig
 from ridethrough.health.catalog import Catalog, Component
-from ridethrough.health.config import IncidentConfig
 from ridethrough.health.incident_model import (
     IDENTIFIED,
     INVESTIGATING,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ridethrough.config import HealthConfig
 from ridethrough.health.catalog import Catalog, Component
-from ridethrough.health.config import HealthConfig
 from ridethrough.health.incidents import IncidentEngine
 from ridethrough.health.samples import Sample, probe_sample, samples_of
 from ridethrough.health.slices import SliceRecorder

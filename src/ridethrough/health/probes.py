@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from ridethrough.config import ProbeConfig
 from ridethrough.errors import ErrorClass, UpstreamError
-from ridethrough.health.config import ProbeConfig
 from ridethrough.providers.base import UpstreamCall
 from ridethrough.routing.breaker import BreakerBoard, State
 from ridethrough.routing.clock import Clock

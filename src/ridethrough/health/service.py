@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ridethrough.config import HealthConfig, cross_check_health, health_config_of
 from ridethrough.health import statuspage_json
 from ridethrough.health.announce import Announcer
 from ridethrough.health.catalog import Catalog
-from ridethrough.health.config import HealthConfig, cross_check_health, health_config_of
 from ridethrough.health.history import latency_series, uptime_bars
 from ridethrough.health.incident_model import Incident
 from ridethrough.health.incidents import IncidentEngine

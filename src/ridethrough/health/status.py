@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ridethrough.config import Thresholds
 from ridethrough.health.catalog import Catalog
-from ridethrough.health.config import Thresholds
 from ridethrough.health.windows import WindowStats
 
 OPERATIONAL = "operational"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
-from ridethrough.health.config import StatusPagesConfig
+from ridethrough.config import StatusPagesConfig
 from ridethrough.health.statuspage_parse import (
     UpstreamFormatError,
     UpstreamSummary,

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ridethrough.health.config import WebhookConfig
+from ridethrough.config import WebhookConfig
 from ridethrough.health.status import LABEL
 from ridethrough.health.statuspage_json import iso
 from ridethrough.health.tasks import cancel_and_wait

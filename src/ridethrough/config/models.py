@@ -15,8 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from ridethrough.config_base import Strict
-from ridethrough.health.config import HealthConfig, cross_check_health
+from ridethrough.config.base import Strict
+from ridethrough.config.checks import cross_check, cross_check_health
+from ridethrough.config.health import HealthConfig
+from ridethrough.errors import RidethroughError
 
 Format = Literal["anthropic", "openai"]
 ProviderKind = Literal["anthropic", "openai", "openai-compatible", "simulated", "local"]
@@ -231,8 +233,10 @@ class Config(Strict):
     health: HealthConfig = HealthConfig()
 
 
-class ConfigError(Exception):
+class ConfigError(RidethroughError):
     """Every problem in a config, each prefixed with its key path."""
+
+    code = "config_error"
 
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
@@ -269,35 +273,6 @@ def parse_config(data: Any) -> Config:
     if problems:
         raise ConfigError(problems)
     return cfg
-
-
-def cross_check(cfg: Config) -> list[str]:
-    problems: list[str] = []
-    for name, p in cfg.providers.items():
-        where = f"providers.{name}"
-        if p.kind == "openai-compatible" and not p.base_url:
-            problems.append(f"{where}.base_url: required for kind openai-compatible")
-        if p.kind == "simulated" and p.format is None:
-            problems.append(f"{where}.format: required for kind simulated (anthropic or openai)")
-        if p.kind != "simulated" and p.format is not None:
-            problems.append(f"{where}.format: only for kind simulated")
-        if "/" in name:
-            problems.append(f"{where}: provider names may not contain '/'")
-    for rname, route in cfg.routes.items():
-        for i, t in enumerate(route.targets):
-            if t.provider not in cfg.providers:
-                known = ", ".join(sorted(cfg.providers)) or "none defined"
-                problems.append(
-                    f"routes.{rname}.targets[{i}].provider: unknown provider {t.provider!r}"
-                    f" (known: {known})"
-                )
-        if route.last_resort is not None:
-            prov = route.last_resort.split("/", 1)[0]
-            if prov not in cfg.providers or "/" not in route.last_resort:
-                problems.append(
-                    f"routes.{rname}.last_resort: must be 'provider/model' of a known provider"
-                )
-    return problems
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from ridethrough.config_base import Strict
+from ridethrough.config.base import Strict
 
 if TYPE_CHECKING:
-    from ridethrough.config import Config
+    from ridethrough.config.models import Config
 
 
 class Thresholds(Strict):
@@ -113,20 +113,3 @@ def health_config_of(cfg: Config) -> HealthConfig:
     """The health section, or the defaults while the top-level Config has none."""
     found = getattr(cfg, "health", None)
     return found if isinstance(found, HealthConfig) else HealthConfig()
-
-
-def cross_check_health(cfg: Config, health: HealthConfig | None = None) -> list[str]:
-    """Problems that need the rest of the config (unknown probe targets, providers)."""
-    h = health or health_config_of(cfg)
-    targets = {f"{t.provider}/{t.model}" for r in cfg.routes.values() for t in r.targets}
-    targets |= {r.last_resort for r in cfg.routes.values() if r.last_resort}
-    problems = []
-    for key in h.probes:
-        if key not in targets:
-            known = ", ".join(sorted(targets)) or "none"
-            problems.append(f"health.probes.{key}: unknown target (known: {known})")
-    for section in ("pages", "components"):
-        for name in getattr(h.status_pages, section):
-            if name not in cfg.providers:
-                problems.append(f"health.status_pages.{section}.{name}: unknown provider")
-    return problems

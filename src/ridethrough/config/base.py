@@ -1,5 +1,5 @@
-"""The strict base of every config model (its own module so sub-configs avoid import cycles),
-and the one place that decides where the gateway keeps its files."""
+"""The strict base of every config model, and the one place that decides where the gateway
+keeps its files (``data_dir``: the cache, the health store and its leader lock)."""
 
 from __future__ import annotations
 
