@@ -115,6 +115,12 @@ class SemanticCacheConfig(Strict):
     enabled: bool = False
     threshold: float = Field(0.92, gt=0, le=1)
     mode: Literal["fallback-only", "always"] = "fallback-only"
+    # End-user-facing apps: a note leads the answer text of every semantic answer (headers
+    # alone reach developers, not the people reading the answer).
+    disclose: bool = False
+    disclose_note: str = Field(
+        "Note: our AI service is temporarily unavailable. This is a saved answer to a similar "
+        "earlier question, so it may not fit yours exactly.", min_length=1, max_length=1000)
 
 
 class RouteConfig(Strict):

@@ -24,6 +24,8 @@ from ridethrough.routing.request import InboundRequest
 log = logging.getLogger("ridethrough.fallback")
 
 STORE_BATCH_DELAY_S = 0.02
+EMBED_QUEUE = 256  # questions waiting for the background embedder; past it, not embedded
+MAX_PENDING_STORES = 4096  # answers waiting for the next batch; past it, new ones are skipped
 
 
 @dataclass(slots=True)
@@ -59,6 +61,10 @@ class Tiers:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ridethrough-cache")
         self._pending: list[tuple[InboundRequest, dict[str, Any]]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        # Stores write at once; the semantic tier's embedding runs on its own thread, bounded.
+        start_embedder = getattr(cache, "embed_in_background", None)
+        if start_embedder is not None:
+            start_embedder(EMBED_QUEUE)
 
     def warm(self) -> None:
         """Load the embedding model in the background, not on the first outage."""
@@ -131,6 +137,14 @@ class Tiers:
         headers = {"x-ridethrough-cache": state, "age": str(age)}
         if entry.similarity is not None:
             headers["x-ridethrough-cache-similarity"] = f"{entry.similarity:.3f}"
+        if entry.kind == "semantic":
+            from ridethrough.cache.disclosure import match_header, with_note
+
+            headers["x-ridethrough-semantic-match"] = match_header(entry.question,
+                                                                   entry.similarity or 0.0)
+            scfg = req.route.semantic_cache
+            if scfg.disclose:
+                obj = with_note(obj, req.format, scfg.disclose_note)
         if tier != "cache":
             headers["x-ridethrough-degraded"] = tier
         return FallbackResult(obj, tier, headers)
@@ -144,6 +158,8 @@ class Tiers:
         """
         if response is None or not self._usable(req):
             return
+        if len(self._pending) >= MAX_PENDING_STORES:
+            return  # the cache thread is far behind: skip rather than grow without bound
         self._pending.append((req, response))
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
@@ -154,11 +170,19 @@ class Tiers:
         self._pool.submit(self._store_batch, batch)
 
     def flush_now(self) -> concurrent.futures.Future[None]:
-        """Hand every pending store to the cache thread; the future resolves once stored."""
+        """Hand every pending store to the cache thread; the future resolves once stored
+        (and, for the semantic cache, embedded)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
         batch, self._pending, self._flush_handle = self._pending, [], None
-        return self._pool.submit(self._store_batch, batch)
+
+        def store_and_embed() -> None:
+            self._store_batch(batch)
+            wait = getattr(self.cache, "wait_for_embeddings", None)
+            if wait is not None:
+                wait()
+
+        return self._pool.submit(store_and_embed)
 
     def _store_batch(self, batch: list[tuple[InboundRequest, dict[str, Any]]]) -> None:
         if not batch:

@@ -1,0 +1,140 @@
+"""A semantic answer tells the user so: headers for developers, a note for end users.
+
+Real gateway, simulated providers (all clouds down), the official anthropic and openai SDKs
+over real sockets, JSON and streams in both formats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+from ridethrough.config import parse_config
+from ridethrough.harness import GatewayThread
+from ridethrough.keys import hash_key
+from ridethrough.simulator import Fault, FaultKind
+
+KEY_A, KEY_B = "rt-key-alpha-secret", "rt-key-beta-secret"
+PROVIDER_SECRET = "sk-ant-provider-secret-xyz"
+STATIC = "Our assistant is briefly unavailable; please try again soon."
+
+NOTE = "Heads up: saved answer to a similar question."
+ASKED = "How do I reset my password? My key is sk-proj-PASTEDBYMISTAKE12345"
+PARAPHRASE = "How can I reset my password? My key is sk-proj-PASTEDBYMISTAKE12345"
+
+
+def config(tmp: Path, **route_extra):
+    route = {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"},
+                         {"provider": "gpt", "model": "gpt-4.1"}],
+             "cache": {"mode": "fallback-only", "ttl_s": 60, "stale_ttl_s": 3600}, **route_extra}
+    return parse_config({
+        "server": {"access_log": False, "data_dir": str(tmp),
+                   "gateway_keys": [{"name": "alpha", "sha256": hash_key(KEY_A)},
+                                    {"name": "beta", "sha256": hash_key(KEY_B)}]},
+        "providers": {
+            "claude": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0,
+                       "api_key_env": "RT_TIER_TEST_KEY"},
+            "gpt": {"kind": "simulated", "format": "openai", "token_delay_s": 0},
+        },
+        "routes": {"support-bot": route},
+        "resilience": {"breaker": {"consecutive_failures": 100, "min_requests": 1000}},
+    })
+
+
+def clients(g, key=KEY_A):
+    return (anthropic.Anthropic(base_url=g.url, api_key=key, max_retries=0),
+            openai.OpenAI(base_url=g.url + "/v1", api_key=key, max_retries=0))
+
+
+def clouds(g, down: bool) -> None:
+    for name in ("claude", "gpt"):
+        g.gateway.providers[name].server.set_fault(
+            Fault(kind=FaultKind.HTTP_ERROR, status=503) if down else None)
+
+
+@pytest.fixture()
+def outage(tmp_path, monkeypatch):
+    monkeypatch.setenv("RT_TIER_TEST_KEY", PROVIDER_SECRET)
+    cfg = config(tmp_path, static_answer=STATIC,
+                 semantic_cache={"enabled": True, "disclose": True, "disclose_note": NOTE})
+    with GatewayThread(cfg) as g:
+        ac, _ = clients(g)
+        live = ac.messages.create(model="support-bot", max_tokens=64,
+                                  messages=[{"role": "user", "content": ASKED}])
+        g.flush_cache()
+        clouds(g, down=True)
+        g.live_text = live.content[0].text
+        yield g
+
+
+def assert_semantic_headers(headers) -> None:
+    assert headers["x-ridethrough-cache"] == "semantic"
+    match = headers["x-ridethrough-semantic-match"]
+    assert match.startswith("similarity=0.9")
+    assert 'question="How do I reset my password? My key is [redacted]"' in match
+    assert "PASTEDBYMISTAKE" not in match and PROVIDER_SECRET not in match
+
+
+def test_json_answers_carry_the_match_and_the_note_in_both_formats(outage) -> None:
+    ac, oc = clients(outage)
+    raw = ac.messages.with_raw_response.create(
+        model="support-bot", max_tokens=64, messages=[{"role": "user", "content": PARAPHRASE}])
+    assert_semantic_headers(raw.headers)
+    assert raw.parse().content[0].text == f"{NOTE}\n\n{outage.live_text}"
+    raw = oc.chat.completions.with_raw_response.create(
+        model="support-bot", max_tokens=64, messages=[{"role": "user", "content": PARAPHRASE}])
+    assert_semantic_headers(raw.headers)
+    assert raw.parse().choices[0].message.content == f"{NOTE}\n\n{outage.live_text}"
+
+
+def test_streams_carry_the_match_and_the_note_in_both_formats(outage) -> None:
+    ac, oc = clients(outage)
+    with ac.messages.with_streaming_response.create(
+            model="support-bot", max_tokens=64, stream=True,
+            messages=[{"role": "user", "content": PARAPHRASE}]) as response:
+        assert_semantic_headers(response.headers)
+        text = "".join(e.delta.text for e in response.parse()
+                       if e.type == "content_block_delta" and e.delta.type == "text_delta")
+    assert text == f"{NOTE}\n\n{outage.live_text}"
+    with oc.chat.completions.with_streaming_response.create(
+            model="support-bot", max_tokens=64, stream=True,
+            messages=[{"role": "user", "content": PARAPHRASE}]) as response:
+        assert_semantic_headers(response.headers)
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert text == f"{NOTE}\n\n{outage.live_text}"
+
+
+def test_another_key_never_sees_the_question_or_the_answer(outage) -> None:
+    ac, _ = clients(outage, key=KEY_B)
+    raw = ac.messages.with_raw_response.create(
+        model="support-bot", max_tokens=64, messages=[{"role": "user", "content": PARAPHRASE}])
+    assert "x-ridethrough-semantic-match" not in raw.headers
+    assert raw.parse().content[0].text == STATIC
+
+
+def test_a_near_miss_gets_the_static_answer_not_the_cached_one(outage) -> None:
+    _, oc = clients(outage)
+    raw = oc.chat.completions.with_raw_response.create(
+        model="support-bot", max_tokens=64,
+        messages=[{"role": "user", "content": ASKED.replace("reset", "change")}])
+    assert raw.headers.get("x-ridethrough-cache") is None
+    assert raw.parse().choices[0].message.content == STATIC
+
+
+def test_without_disclose_the_answer_text_is_untouched(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RT_TIER_TEST_KEY", PROVIDER_SECRET)
+    with GatewayThread(config(tmp_path, static_answer=STATIC,
+                              semantic_cache={"enabled": True})) as g:
+        ac, oc = clients(g)
+        live = oc.chat.completions.create(model="support-bot", max_tokens=64,
+                                          messages=[{"role": "user", "content": ASKED}])
+        g.flush_cache()
+        clouds(g, down=True)
+        raw = ac.messages.with_raw_response.create(
+            model="support-bot", max_tokens=64, messages=[{"role": "user", "content": PARAPHRASE}])
+        assert_semantic_headers(raw.headers)
+        assert raw.parse().content[0].text == live.choices[0].message.content
+
