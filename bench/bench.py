@@ -13,6 +13,8 @@ A full run, all in one process tree on this machine:
   5. freeze   every gateway × every freeze shape × {JSON, stream}, through the official SDKs
               with their default timeouts (freeze.py; about 7 minutes for ridethrough alone;
               --quick: a few seconds per cell, a smoke test)
+  6. semantic the semantic cache's evaluation sets (wrong answers served, paraphrases served,
+              ROC) and the latency a semantic lookup adds in an outage (semantic/; ~1 minute)
 Results go to bench/results/latest.json and .md (and a timestamped copy under results/raw/).
 """
 
@@ -364,6 +366,8 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
         if "freeze" in args.sections:
             names = [n for n in args.systems if n != "direct"]
             result["freeze"] = freeze.run(names, run_dir, measure.PYTHON, args.freeze, log)
+        if "semantic" in args.sections:
+            result["semantic"] = semantic_section()
     finally:
         for gw in systems.values():
             gw.stop()
@@ -372,6 +376,21 @@ def full(args: argparse.Namespace) -> dict[str, Any]:
     result["seconds"] = round(time.monotonic() - t_start, 1)
     result["run_dir"] = str(run_dir)
     return result
+
+
+def semantic_section() -> dict[str, Any]:
+    """The semantic cache's precision/recall/ROC and its outage lookup latency, printed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "semantic"))
+    import eval as semantic_eval
+    import latency as semantic_latency
+
+    log("semantic: evaluation sets")
+    reports = semantic_eval.run(["main", "heldout"])
+    print(semantic_eval.format_report(reports), flush=True)
+    log("semantic: lookup latency during an outage")
+    timings = [semantic_latency.measure(n) for n in (1000, 10000)]
+    print(semantic_latency.format_results(timings), flush=True)
+    return {"eval": [r.as_dict() for r in reports], "latency": timings}
 
 
 def freeze_settings(a: argparse.Namespace) -> freeze.Settings:
@@ -402,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sections",
         type=lambda s: s.split(","),
-        default=["matrix", "extras", "profile", "outage", "freeze"],
+        default=["matrix", "extras", "profile", "outage", "freeze", "semantic"],
     )
     ap.add_argument("--outage-cases", type=lambda s: s.split(","), default=list(outage.CASES))
     ap.add_argument(

@@ -4,6 +4,8 @@
 #   bash bench/run.sh            install (once, cached) and run everything, ~10 minutes
 #   bash bench/run.sh --smoke    mock + ridethrough only, a few seconds: is the harness OK?
 #   bash bench/run.sh --sections matrix --systems direct,ridethrough   any part; see --help
+#   bash bench/run.sh --sections semantic    the semantic cache alone: eval sets + lookup latency
+#                                            (or .venv/bin/python bench/semantic/eval.py)
 #
 # Loopback only; every load is bounded in time and count and stops by itself.
 set -euo pipefail
