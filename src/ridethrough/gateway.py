@@ -105,7 +105,10 @@ class Gateway:
         self.executor = Executor(
             self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
             policy=TimeoutPolicy(self.latency, res.adaptive, h), hedge_budget=self.hedge_budget,
-            slow_call_factor=res.breaker.slow_call_factor)
+            slow_call_factor=res.breaker.slow_call_factor, max_continuations=res.max_continuations)
+        self.executor.continuation_targets = self._continuation_targets
+        self.executor.continuable_routes = {
+            name for name, targets in self.routes.items() if any(t.caps.prefill for t in targets)}
         if cache is None and any(r.cache.mode != "off" for r in cfg.routes.values()):
             cache = open_cache(cfg, wall_clock)
         self.tiers = Tiers(cache, wall_clock)
@@ -219,13 +222,25 @@ class Gateway:
         raise AllAttemptsFailed("every target of the route failed" if req.attempts
                                 else "no target of the route is available", req.attempts)
 
+    def _continuation_targets(self, req: InboundRequest) -> list[Target]:
+        """The route's targets that could serve this request now, clouds before the local
+        model (as ``serve`` tries them); never a breaker-open one forced as a last resort."""
+        plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
+                            True, self.board)
+        if plan.forced:
+            return []
+        cloud, local = plan.split(lambda t: t.provider.kind == "local")
+        return cloud.candidates + local.candidates
+
     def _remember(self, req: InboundRequest, result: JsonResult | StreamResult) -> JsonResult | StreamResult:
         if isinstance(result, JsonResult):
             self.tiers.remember(req, result.obj)
         else:
             relay = result.relay
+            # A continued answer (spliced from two targets) is delivered, never cached.
             result.on_end = lambda: self.tiers.remember(
-                req, relay.accumulated if result.outcome.get("ok") else None)
+                req, relay.accumulated if result.outcome.get("ok")
+                and not result.outcome.get("continued") else None)
         return result
 
     # -- records ---------------------------------------------------------------------------
@@ -249,6 +264,7 @@ class Gateway:
                 continue
             row["timeout_s"] = round(policy.for_phase(t.key, t.timeouts, row["phase"]), 3)
         return {"targets": rows, "hedges": dict(self.executor.hedge_stats),
+                "streams": dict(self.executor.stream_stats),
                 "hedge_budget_tokens": round(self.hedge_budget.tokens, 2),
                 "min_samples": self.latency.min_samples, "sketches": self.latency.export()}
 

@@ -4,7 +4,9 @@ Every simulator fault × {Anthropic SDK, OpenAI SDK} × {JSON, streaming} × {An
 primary with an OpenAI-format secondary, the reverse}. Each case asserts what the client
 saw — a complete, correct answer from the secondary (``x-ridethrough-target``), the primary's
 answer when the fault is mere slowness, or, when the fault strikes after the stream's commit
-point, a well-formed in-band error that the SDK raises with the error's type — and how many
+point, a well-formed in-band error that the SDK raises with the error's type (these routes' Claude
+models take no prefill, so nothing can continue the answer: tests/e2e/test_stream_continuation.py
+has the routes that can) — and how many
 requests each simulator received. The SDKs run with ``max_retries=0`` so no client-side retry
 can hide a failure the gateway let through.
 
@@ -78,6 +80,12 @@ CASES: dict[str, Case] = {
     "truncated": Case(lambda: Fault(FaultKind.TRUNCATED, after_tokens=8), FAILOVER, "api_error", 1),
     "malformed_json": Case(lambda: Fault(FaultKind.MALFORMED_JSON, after_tokens=8),
                            FAILOVER, "api_error", 1),
+    # The whole answer, closed without [DONE] / message_stop: complete by meaning, so the
+    # primary's answer, ended properly by the gateway (a JSON answer has nothing to lose).
+    "no_terminator": Case(lambda: Fault(FaultKind.NO_TERMINATOR), PRIMARY, PRIMARY, 1),
+    # One unparseable frame mid-answer: dropped, and the answer goes on.
+    "malformed_frame": Case(lambda: Fault(FaultKind.MALFORMED_FRAME, after_tokens=8),
+                            PRIMARY, PRIMARY, 1),
     # 5 ms per token, where the healthy simulators send them back to back: slower, yet inside
     # every timeout, so it is served by the primary, not failed over.
     "slow_tokens": Case(lambda: Fault(FaultKind.SLOW_TOKENS, token_delay_s=0.005), PRIMARY, PRIMARY, 1),

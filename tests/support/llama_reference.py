@@ -41,11 +41,13 @@ class LlamaReference:
 
     def answer(self, messages: list[dict[str, Any]], *, max_tokens: int,
                stop: list[str] | None = None, temperature: float = 0.0,
-               seed: int | None = None) -> ReferenceAnswer:
+               seed: int | None = None, prefill: str = "") -> ReferenceAnswer:
+        """``prefill``: the assistant's answer so far, continued — appended to the prompt
+        after the template opens the assistant's turn, as llama.cpp's server does."""
         rendered = self.formatter(messages=messages)
         self.llm.reset()  # evaluate the prompt afresh, not from an earlier prompt's cache
         out = self.llm.create_completion(
-            rendered.prompt, max_tokens=max_tokens, temperature=temperature, seed=seed,
+            rendered.prompt + prefill, max_tokens=max_tokens, temperature=temperature, seed=seed,
             stop=list(stop or []), **ENGINE_SAMPLING)
         choice, usage = out["choices"][0], out["usage"]
         return ReferenceAnswer(text=choice["text"], prompt_tokens=usage["prompt_tokens"],

@@ -525,6 +525,57 @@ def test_a_failure_after_commit_is_an_in_band_error_in_the_clients_format(failur
     assert len(b.provider.calls) == 0
 
 
+END_NO_STOP = END[:-1]  # every block closed, the stop reason sent, message_stop never came
+MALFORMED = SSEParser().feed(b'event: content_block_delta\ndata: {"type": "content_block_de\n\n')
+
+
+@pytest.mark.parametrize("client", ["anthropic", "openai"])
+def test_a_stream_complete_by_meaning_but_unterminated_is_a_success(client):
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, END_NO_STOP, None]])
+    req = w.request(client, stream=True)
+    result = w.run(req, [a])
+    frames = drain(result)
+    assert result.outcome["ok"] is True
+    # The gateway ends the client's stream properly itself.
+    assert frames[-1].startswith(b"event: message_stop" if client == "anthropic" else b"data: [DONE]")
+    assert w.breaker(a).consecutive_failures == 0
+    assert w.executor.stream_stats["ended_without_terminator"] == 1
+
+
+def test_a_stream_cut_before_its_stop_reason_is_still_truncated():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, END[:1], None]])  # block closed, no stop reason
+    req = w.request(stream=True)
+    result = w.run(req, [a])
+    frames = drain(result)
+    assert result.outcome["ok"] is False and b"event: error" in frames[-1]
+    assert outcomes(req)[-1] == ("a", "truncated_after_commit")
+
+
+def test_a_malformed_frame_is_dropped_counted_and_the_answer_goes_on():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, MALFORMED, TOKEN, END]])
+    req = w.request(stream=True)
+    result = w.run(req, [a])
+    frames = drain(result)
+    assert result.outcome["ok"] is True
+    assert sum(1 for f in frames if b"text_delta" in f) == 2
+    assert not any(b"content_block_de\n" in f for f in frames)
+    assert ("a", "malformed_frames") in outcomes(req)     # the target's health sees it
+    assert w.executor.stream_stats["malformed_frames"] == 1
+
+
+def test_a_stream_of_nothing_but_malformed_frames_fails():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, *([MALFORMED] * 20)]])
+    req = w.request(stream=True)
+    result = w.run(req, [a])
+    drain(result)
+    assert result.outcome["ok"] is False
+    assert outcomes(req)[-2] == ("a", "malformed_response_after_commit")
+
+
 def test_an_openai_client_gets_the_error_as_an_openai_error_chunk():
     w = World()
     a = w.target("a", "anthropic", [[START, TOKEN, OVERLOADED]])

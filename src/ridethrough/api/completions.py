@@ -322,7 +322,7 @@ async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult, *,
         gw.emit(RequestRecord(
             req.request_id, req.route_name, req.format, True, 200, outcome, req.attempts,
             served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000, ttft_ms=ttft,
-            usage=dict(result.relay.usage), key_id=req.key_id))
+            usage=dict(result.outcome.get("usage") or result.relay.usage), key_id=req.key_id))
 
 
 async def _keepalive_then_pipe(gw: Gateway, req: InboundRequest, task: asyncio.Future[Any],

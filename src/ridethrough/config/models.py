@@ -65,6 +65,9 @@ class Capabilities(Strict):
     # (Claude Opus 4.8 on the Claude API): an OpenAI caller's later system messages keep their
     # place there instead of joining the top-level system prompt.
     system_messages: bool | None = None
+    # Takes a trailing assistant message as the start of its answer (a prefill), which a
+    # mid-stream continuation needs. Anthropic models before the 4.6 family, the local model.
+    prefill: bool | None = None
 
 
 class ProviderConfig(Strict):
@@ -132,6 +135,9 @@ class RouteConfig(Strict):
     static_answer: str | None = None
     last_resort: str | None = None  # provider/model tried when every breaker is open
     hedge: bool = True  # off for cost-sensitive routes: never two upstream calls for one request
+    # A committed stream that dies is continued on a prefill-capable target and spliced into
+    # the client's stream (routing/continuation.py); off: the client gets the in-band error.
+    continuation: bool = True
 
 
 class BreakerConfig(Strict):
@@ -205,6 +211,8 @@ class ResilienceConfig(Strict):
     hedge: HedgeConfig = HedgeConfig()
     deadline_margin_s: float = Field(1.0, ge=0)
     commit_keepalive_s: float = Field(15.0, gt=0)
+    # How many times one stream may switch targets mid-answer (each switch is a new request).
+    max_continuations: int = Field(2, ge=0)
 
 
 class GatewayKey(Strict):

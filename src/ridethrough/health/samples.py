@@ -22,8 +22,11 @@ NEUTRAL_CLASSES = frozenset({
 })
 # Outcomes that are neither a success nor a failure: a hedged attempt cancelled because another
 # target answered first was late, not failed (its breaker counts it as a slow call; a freezing
-# target turns red through its breaker opening within a handful of them).
-NEUTRAL_OUTCOMES = frozenset({"hedge_lost"})
+# target turns red through its breaker opening within a handful of them). Malformed frames
+# dropped from an answer that was still delivered, and a refused or ill-fitting continuation,
+# are shown in the target's breakdown without counting as its failure.
+NEUTRAL_OUTCOMES = frozenset({"hedge_lost", "malformed_frames", "prefill_refused",
+                              "continuation_mismatch"})
 # Skip reasons that are a decision, not a failure of the target.
 NEUTRAL_SKIPS = ("drained", "deadline", "unavailable", "capability", "untranslatable")
 ROUTE_FAILURES = frozenset({"error", "stream_error"})

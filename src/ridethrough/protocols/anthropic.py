@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -16,6 +17,19 @@ STATUS_ERROR_TYPES = {
 }
 
 _CONTENT_DELTAS = {"text_delta", "input_json_delta", "thinking_delta"}
+# Claude models that refuse an assistant prefill ("This model does not support assistant
+# message prefill", 400): Opus and Sonnet from 4.6 on, every 5-series model. Older ones
+# (Haiku 4.5, *-4-5, 3.x) accept it. A target not listed here that refuses is learned.
+_NO_PREFILL = re.compile(r"claude-(?:(?:opus|sonnet)-4-(?:[6-9]|\d\d)|[a-z]+-(?:[5-9]|\d\d)(?:\b|-))")
+PREFILL_REFUSED = "This model does not support assistant message prefill. The conversation must " \
+                  "end with a user message."
+
+
+def accepts_prefill(model: str) -> bool:
+    """Whether this Claude model continues a trailing assistant message."""
+    return _NO_PREFILL.search(model) is None
+
+
 # What validate_request checks: only what ridethrough reads itself (docs/errors.md → Bad input).
 VALIDATED = ("model", "messages", "max_tokens", "stream")
 

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ridethrough.errors import RidethroughError
+
 from .shape import misfit
 from .translate_response import decode_tool_arguments, encode_tool_input, safe_tool_id
 
@@ -41,7 +43,7 @@ _DATA_URI = re.compile(
 )
 
 
-class Untranslatable(Exception):
+class Untranslatable(RidethroughError):
     """A loss that changes the meaning of the request: the planner skips that target."""
 
     def __init__(self, reason: str) -> None:
@@ -92,8 +94,10 @@ _A2O_BLOCKS = {
 _A2O_TOOL_KEYS = frozenset({"name", "description", "input_schema", "type", "cache_control"})
 
 
-def check_anthropic_to_openai(body: JSON) -> str | None:
-    """Why this Anthropic request cannot be carried to an OpenAI target, or ``None``."""
+def check_anthropic_to_openai(body: JSON, *, prefill: bool = False) -> str | None:
+    """Why this Anthropic request cannot be carried to an OpenAI target, or ``None``.
+    ``prefill``: the target continues a trailing assistant turn (a mid-stream continuation
+    to the local model), so that turn means the same on both sides."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return "messages: not a list"
@@ -140,7 +144,8 @@ def check_anthropic_to_openai(body: JSON) -> str | None:
                             f"{where}.content[{k}]: {part.get('type')!r} inside a tool_result;"
                             " OpenAI tool messages carry text only"
                         )
-    if messages and messages[-1].get("role") == "assistant" and messages[-1].get("content"):
+    if messages and messages[-1].get("role") == "assistant" and messages[-1].get("content") \
+            and not prefill:
         return "last message is an assistant prefill; OpenAI answers it instead of continuing it"
     return None
 
@@ -158,13 +163,14 @@ def anthropic_to_openai_request(
     *,
     include_usage: bool = True,
     max_tokens_field: str = "max_tokens",
+    prefill: bool = False,
 ) -> Translated:
     """Rewrite an Anthropic Messages request for an OpenAI Chat Completions target.
 
     ``max_tokens_field`` lets an adapter ask for ``max_completion_tokens`` (OpenAI's reasoning
     models refuse ``max_tokens``; most local servers only know ``max_tokens``).
     """
-    reason = check_anthropic_to_openai(body)
+    reason = check_anthropic_to_openai(body, prefill=prefill)
     if reason:
         raise Untranslatable(reason)
     losses = _Losses()
@@ -340,8 +346,10 @@ _O2A_HANDLED = frozenset({
 _O2A_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
-def check_openai_to_anthropic(body: JSON) -> str | None:
-    """Why this OpenAI request cannot be carried to an Anthropic target, or ``None``."""
+def check_openai_to_anthropic(body: JSON, *, prefill: bool = False) -> str | None:
+    """Why this OpenAI request cannot be carried to an Anthropic target, or ``None``.
+    ``prefill``: a trailing assistant turn is meant to be continued (a mid-stream
+    continuation), which is what Anthropic does with it."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return "messages: not a list"
@@ -380,7 +388,7 @@ def check_openai_to_anthropic(body: JSON) -> str | None:
                                             and _says_something(message))
     if not conversational:
         return "messages: no user or assistant message (Anthropic needs at least one)"
-    if messages[-1].get("role") == "assistant":
+    if messages[-1].get("role") == "assistant" and not prefill:
         return "last message is an assistant turn; Anthropic would continue it as a prefill"
     return None
 
@@ -432,7 +440,8 @@ def _image_part_url(part: JSON) -> str:
 
 
 def openai_to_anthropic_request(
-    body: JSON, model: str, *, default_max_tokens: int = 4096, system_messages: bool = False
+    body: JSON, model: str, *, default_max_tokens: int = 4096, system_messages: bool = False,
+    prefill: bool = False,
 ) -> Translated:
     """Rewrite an OpenAI Chat Completions request for an Anthropic Messages target.
 
@@ -440,7 +449,7 @@ def openai_to_anthropic_request(
     (capability ``system_messages``), so a system message after the first turn keeps its
     place where Anthropic's placement rules allow it; otherwise it joins ``system``.
     """
-    reason = check_openai_to_anthropic(body)
+    reason = check_openai_to_anthropic(body, prefill=prefill)
     if reason:
         raise Untranslatable(reason)
     losses = _Losses()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 
 from ridethrough.config import DEFAULT_BASE_URLS, ProviderConfig
 from ridethrough.errors import ErrorClass, UpstreamError
+from ridethrough.protocols.anthropic import accepts_prefill
 from ridethrough.providers.base import ResolvedCapabilities
 from ridethrough.providers.headers import parse_retry_after
 from ridethrough.providers.http import HttpProvider
@@ -84,6 +87,12 @@ class AnthropicProvider(HttpProvider):
 
     def __init__(self, name: str, cfg: ProviderConfig, base_url: str | None = None) -> None:
         super().__init__(name, cfg, base_url or cfg.base_url or DEFAULT_BASE_URLS["anthropic"])
+
+    def capabilities(self, model: str) -> ResolvedCapabilities:
+        caps = super().capabilities(model)
+        if self.cfg.capabilities.prefill is None:
+            caps = dataclasses.replace(caps, prefill=accepts_prefill(model))
+        return caps
 
     def auth_headers(self) -> dict[str, str]:
         h = {"anthropic-version": ANTHROPIC_VERSION}

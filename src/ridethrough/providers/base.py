@@ -23,12 +23,13 @@ class ResolvedCapabilities:
     json_mode: bool = True
     context_window: int = 200_000
     system_messages: bool = False  # mid-conversation {"role": "system"} (config.Capabilities)
+    prefill: bool = False          # continues a trailing assistant message (config.Capabilities)
 
     def merged(self, *overrides: Capabilities) -> ResolvedCapabilities:
         values = {
             "tools": self.tools, "images": self.images, "streaming": self.streaming,
             "json_mode": self.json_mode, "context_window": self.context_window,
-            "system_messages": self.system_messages,
+            "system_messages": self.system_messages, "prefill": self.prefill,
         }
         for o in overrides:
             for k, v in o.model_dump(exclude_none=True).items():

@@ -204,7 +204,7 @@ class LocalProvider:
         self.cfg = cfg
         self.default_caps = ResolvedCapabilities(
             tools=False, images=False, streaming=True, json_mode=False,
-            context_window=cfg.n_ctx)
+            context_window=cfg.n_ctx, prefill=True)
         self.model_path: Path | None = Path(cfg.model_path).expanduser() if cfg.model_path \
             else find_gguf()
         self.unavailable_reason: str | None = self._static_problem()

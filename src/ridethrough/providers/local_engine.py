@@ -128,15 +128,23 @@ class LocalEngine:
     # -- prompt and tokens (any thread) -----------------------------------------------------
 
     def render(self, messages: Sequence[Any]) -> tuple[str, bool]:
-        """The prompt text and whether the template already added the special tokens."""
+        """The prompt text and whether the template already added the special tokens.
+
+        A trailing assistant message is a prefill (a continuation's partial answer): the
+        prompt is the conversation before it, opened for the assistant, then its text — as
+        llama.cpp's server renders one — so generation picks up where that text stops."""
+        normalized = normalize_messages(messages)
+        prefill = ""
+        if len(normalized) > 1 and normalized[-1]["role"] == "assistant":
+            prefill = normalized.pop()["content"]
         try:
-            result = self._formatter(messages=normalize_messages(messages))
+            result = self._formatter(messages=normalized)
         except UpstreamError:
             raise
         except Exception as e:
             raise UpstreamError(ErrorClass.CLIENT, f"the chat template rejected the messages: {e}",
                                 status=400) from None
-        return result.prompt, bool(result.added_special)
+        return result.prompt + prefill, bool(result.added_special)
 
     def prompt_tokens(self, messages: Sequence[Any]) -> list[int]:
         prompt, added_special = self.render(messages)

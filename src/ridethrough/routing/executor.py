@@ -16,6 +16,7 @@ target, fail over, hold the target down, or return the error to the client.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import random
@@ -34,11 +35,14 @@ from ridethrough.errors import (
     ErrorClass,
     UpstreamError,
 )
+from ridethrough.protocols.splice import Cut, NotContinuable, SpliceMismatch, splicer_for, view_for
+from ridethrough.protocols.sse import encode_comment
 from ridethrough.providers.base import UpstreamStream
 from ridethrough.providers.http import redact_text
 from ridethrough.routing.breaker import Breaker, BreakerBoard, Claim
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep
+from ridethrough.routing.continuation import continuation_request, order_candidates
 from ridethrough.routing.deadline import Deadline
 from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Plan, Target
@@ -96,7 +100,7 @@ class Executor:
     def __init__(self, board: BreakerBoard, budget: RetryBudget, retry: RetryConfig,
                  clock: Clock, sleep: Sleep, rng: random.Random | None = None, *,
                  policy: TimeoutPolicy | None = None, hedge_budget: RetryBudget | None = None,
-                 slow_call_factor: float = 3.0) -> None:
+                 slow_call_factor: float = 3.0, max_continuations: int = 2) -> None:
         self.board = board
         self.budget = budget
         self.retry = retry
@@ -113,6 +117,14 @@ class Executor:
         # Targets that rejected the ``stream_options`` we add to learn a stream's usage (some
         # OpenAI-compatible servers refuse unknown fields): we stop adding it there.
         self.no_stream_options: set[str] = set()
+        # Mid-stream continuation: the gateway supplies the route's available targets; those
+        # that answered a continuation (a prefill) with a 400 are not asked again.
+        self.continuation_targets: Callable[[InboundRequest], list[Target]] | None = None
+        self.continuable_routes: set[str] = set()  # routes with a target that takes a prefill
+        self.max_continuations = max_continuations
+        self.no_prefill: set[str] = set()
+        self.stream_stats = {"continued": 0, "continuation_failed": 0, "prefill_refused": 0,
+                             "malformed_frames": 0, "ended_without_terminator": 0}
 
     async def run(self, req: InboundRequest, plan: Plan) -> JsonResult | StreamResult:
         """Try the plan's targets in order until one commits. While an attempt has not
@@ -449,12 +461,30 @@ class Executor:
                       t0: float, claim: Claim | None, shape: CallShape) -> StreamResult:
         upstream = await target.provider.open_stream(prepared.call)
         self.latency.observe(target.key, "headers", self.clock() - t0)
-        timeouts, deadline = prepared.call.timeouts, prepared.call.deadline
         relay = StreamRelay(
             target.format, req.format, model=target.model,
             client_include_usage=req.client_include_usage, strip_usage=prepared.strip_usage,
             accumulate=req.route.cache.mode != "off" and not req.no_store,
+            view=view_for(req.format) if self._may_continue(req) else None,
         )
+        head = await self._read_to_commit(target, upstream, relay, prepared, t0)
+        elapsed = self.clock() - t0
+        result_slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
+        self.latency.observe(target.key, shape.commit_phase, elapsed)
+        # Committed: from here on the client sees this target's answer. The breaker's verdict
+        # waits for the stream's end: a stream that commits and then dies (an in-band error
+        # after the first token) is a failure, and counting its commit as a success would
+        # keep the breaker closed through exactly that kind of outage.
+        result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay,
+                              upstream, release=functools.partial(self.board.get(target.key).release, claim))
+        result.tail = self._tail(req, target, upstream, relay, result, claim, slow=result_slow)
+        return result
+
+    async def _read_to_commit(self, target: Target, upstream: UpstreamStream, relay: StreamRelay,
+                              prepared: PreparedCall, t0: float) -> list[bytes]:
+        """The frames up to and including the first content (or the whole answer, if it
+        ended first). Every failure here is silent: the client has seen nothing yet."""
+        timeouts, deadline = prepared.call.timeouts, prepared.call.deadline
         head: list[bytes] = []
         first_token_at = t0 + timeouts.first_token
         try:
@@ -472,8 +502,12 @@ class Executor:
                         e.error_class = ErrorClass.FIRST_TOKEN_TIMEOUT
                     raise
                 if events is None:
-                    raise UpstreamError(ErrorClass.TRUNCATED, "stream ended before any content",
-                                        target=target.key)
+                    ending = relay.end_of_stream()  # an empty answer, complete but unterminated
+                    if ending is None:
+                        raise UpstreamError(ErrorClass.TRUNCATED, "stream ended before any content",
+                                            target=target.key)
+                    head.extend(ending)
+                    break
                 for ev in events:
                     head.extend(relay.feed(ev))
         except BaseException as e:
@@ -481,60 +515,71 @@ class Executor:
             if isinstance(e, UpstreamError) and e.target is None:
                 e.target = target.key
             raise
-        elapsed = self.clock() - t0
-        result_slow = self.policy.is_slow(target.key, shape, elapsed, self.slow_call_factor)
-        self.latency.observe(target.key, shape.commit_phase, elapsed)
-        # Committed: from here on the client sees this target's answer. The breaker's verdict
-        # waits for the stream's end: a stream that commits and then dies (an in-band error
-        # after the first token) is a failure, and counting its commit as a success would
-        # keep the breaker closed through exactly that kind of outage.
-        result = StreamResult(target, head, _empty(), upstream.headers, upstream.request_id, relay,
-                              upstream, release=functools.partial(self.board.get(target.key).release, claim))
-        result.tail = self._tail(req, target, upstream, relay, result, claim, slow=result_slow)
-        return result
+        return head
+
+    async def _rest(self, target: Target, upstream: UpstreamStream, relay: StreamRelay,
+                    verdict: Callable[[], None]) -> AsyncIterator[bytes]:
+        """The frames after the commit point, to the stream's end: its terminator, or the
+        upstream closing on an answer complete by meaning. ``verdict`` runs before the last
+        frames leave: a client that has read the end of its stream must find the breaker
+        already told. Raises ``UpstreamError`` if the stream is cut, stalls or fails."""
+        while not relay.terminal_seen:
+            # After commit only the idle gap bounds a stream: the deadline exists to answer
+            # before the client gives up, and a client reading a live stream has not.
+            events = await upstream.read(target.timeouts.idle)
+            if events is None:
+                ending = relay.end_of_stream()
+                if ending is None:
+                    raise UpstreamError(ErrorClass.TRUNCATED, "stream ended before the answer "
+                                        "was complete", target=target.key)
+                self.stream_stats["ended_without_terminator"] += 1
+                verdict()
+                for frame in ending:
+                    yield frame
+                return
+            for ev in events:
+                frames = relay.feed(ev)
+                if relay.terminal_seen:
+                    frames = [*frames, *relay.finish()]
+                    verdict()
+                for frame in frames:
+                    yield frame
+                if relay.terminal_seen:
+                    return
+        verdict()  # the terminal event came before commit, with the head
+        for frame in relay.finish():
+            yield frame
 
     async def _tail(self, req: InboundRequest, target: Target, upstream: UpstreamStream,
                     relay: StreamRelay, result: StreamResult,
                     claim: Claim | None = None, *, slow: bool = False) -> AsyncIterator[bytes]:
         outcome = result.outcome
+        breaker = self.board.get(target.key)
+
+        def verdict() -> None:
+            outcome["ok"] = True
+            breaker.record_success(claim, slow=slow)
+
         try:
-            while not relay.terminal_seen:
-                # After commit only the idle gap bounds a stream: the deadline exists to answer
-                # before the client gives up, and a client reading a live stream has not.
-                events = await upstream.read(target.timeouts.idle)
-                if events is None:
-                    raise UpstreamError(ErrorClass.TRUNCATED, "stream ended without its terminal event",
-                                        target=target.key)
-                for ev in events:
-                    frames = relay.feed(ev)
-                    if relay.terminal_seen:
-                        # The verdict before the last frames leave: a client that has read
-                        # the end of its stream must find the breaker already told.
-                        frames = [*frames, *relay.finish()]
-                        outcome["ok"] = True
-                        self.board.get(target.key).record_success(claim, slow=slow)
-                    for frame in frames:
-                        yield frame
-                    if relay.terminal_seen:
-                        break
-            if "ok" not in outcome:  # the terminal event came before commit, with the head
-                outcome["ok"] = True
-                self.board.get(target.key).record_success(claim, slow=slow)
-                for frame in relay.finish():
+            try:
+                async for frame in self._rest(target, upstream, relay, verdict):
                     yield frame
-        except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
-            e = raw if isinstance(raw, UpstreamError) else UpstreamError(
-                ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
-            e.target = e.target or target.key
-            outcome["ok"] = False
-            outcome["error"] = e
-            self.board.get(target.key).record_failure(e.error_class.value, claim)
-            req.attempts.append(AttemptRecord(target.key, f"{e.error_class.value}_after_commit",
-                                              detail=redact_text(e.message, None)[:200]))
-            etype = "overloaded_error" if e.error_class is ErrorClass.OVERLOADED else "api_error"
-            yield in_band_error_frame(req.format, etype,
-                                      f"the upstream stream from {target.key} failed after it "
-                                      f"started: {e.error_class.value}")
+            except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
+                e = _post_commit_error(raw, target)
+                outcome["ok"] = False
+                outcome["error"] = e
+                breaker.record_failure(e.error_class.value, claim)
+                req.attempts.append(AttemptRecord(target.key, f"{e.error_class.value}_after_commit",
+                                                  detail=redact_text(e.message, None)[:200]))
+                await upstream.aclose()  # its connection is done with, whatever comes next
+                async for frame in self._continue(req, result, e):
+                    yield frame
+                if not outcome.get("ok"):
+                    e = outcome["error"]  # the last failure (a continuation may have been cut too)
+                    etype = "overloaded_error" if e.error_class is ErrorClass.OVERLOADED else "api_error"
+                    yield in_band_error_frame(req.format, etype,
+                                              f"the upstream stream from {e.target} failed after "
+                                              f"it started: {e.error_class.value}")
         except asyncio.CancelledError:
             # The client left: no verdict on the target, and the claim (a probe's, perhaps)
             # is released in ``finally`` — marking it failed here would leave it held forever.
@@ -542,10 +587,165 @@ class Executor:
             raise
         finally:
             if "ok" not in outcome:  # closed early (client gone): no verdict on the target
-                self.board.get(target.key).release(claim)
+                breaker.release(claim)
             await upstream.aclose()
+            self._note_malformed(req, target, relay)
             if result.on_end is not None:
                 result.on_end()
+
+    # -- mid-stream continuation -----------------------------------------------------------
+
+    def _may_continue(self, req: InboundRequest) -> bool:
+        """Continuation is on for the route and can be faithful for this request: one
+        choice, and no extended thinking (a prefill cannot carry a thinking block)."""
+        if not req.route.continuation or self.max_continuations <= 0 \
+                or req.route_name not in self.continuable_routes:
+            return False
+        body = req.body
+        if (body.get("n") or 1) != 1:
+            return False
+        thinking = body.get("thinking")
+        return not (isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled"))
+
+    async def _continue(self, req: InboundRequest, result: StreamResult,
+                        err: UpstreamError) -> AsyncIterator[bytes]:
+        """After a committed stream died: ask a target that takes a prefill to continue the
+        answer from the text the client has, and splice its stream into the client's. A
+        continuation that fails before its first token is silent (the next is asked); one
+        that fails after it is cut again, and continued again, up to ``max_continuations``.
+        Sets ``outcome["ok"]`` if the answer was completed; otherwise the caller sends the
+        original error (a refused prefill never masks it)."""
+        view = result.relay.view
+        if view is None or self.continuation_targets is None:
+            return
+        outcome = result.outcome
+        cut_target, switches = result.target, 0
+        while switches < self.max_continuations:
+            try:
+                cut = view.cut()
+            except NotContinuable as why:
+                log.info("%s: not continued after %s: %s", req.request_id, err.error_class.value, why)
+                return
+            creq = continuation_request(req, cut, self.clock)
+            for target in order_candidates(self.continuation_targets(req), cut_target, self.no_prefill):
+                attempt = await self._continuation_attempt(req, creq, target, view, cut)
+                if attempt is None:
+                    continue
+                upstream, relay, head, claim, t0 = attempt
+                view = relay.view  # what the client has now includes this stream's head
+                breaker = self.board.get(target.key)
+                switches += 1
+                self.stream_stats["continued"] += 1
+                yield encode_comment(f"ridethrough continued-on {target.key} after "
+                                     f"{err.error_class.value} from {cut_target.key}")
+                for frame in head:
+                    yield frame
+
+                def verdict(breaker: Breaker = breaker, claim: Claim | None = claim) -> None:
+                    outcome["ok"] = True
+                    breaker.record_success(claim)
+
+                try:
+                    async for frame in self._rest(target, upstream, relay, verdict):
+                        yield frame
+                except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
+                    err = _post_commit_error(raw, target)
+                    breaker.record_failure(err.error_class.value, claim)
+                    req.attempts.append(AttemptRecord(
+                        target.key, f"{err.error_class.value}_after_commit", (self.clock() - t0) * 1000,
+                        detail=redact_text(err.message, None)[:200], continuation=True))
+                    outcome["error"] = err
+                    cut_target = target
+                    break
+                except BaseException:
+                    breaker.release(claim)
+                    raise
+                finally:
+                    await upstream.aclose()
+                    self._note_malformed(req, target, relay)
+                req.attempts.append(AttemptRecord(target.key, "ok", (self.clock() - t0) * 1000,
+                                                  upstream_request_id=upstream.request_id,
+                                                  continuation=True))
+                outcome["continued"] = True
+                outcome["usage"] = relay.splicer.client_usage or None
+                return
+            else:
+                self.stream_stats["continuation_failed"] += 1
+                return  # no target could take it: the caller sends the original error
+
+    async def _continuation_attempt(
+        self, req: InboundRequest, creq: InboundRequest, target: Target, view: Any, cut: Cut,
+    ) -> tuple[UpstreamStream, StreamRelay, list[bytes], Claim | None, float] | None:
+        """Open the continuation on ``target`` and read it to its first content. None if it
+        failed before that (recorded; a refused prefill is learned, never counted against
+        the target) — the client has seen nothing of it."""
+        breaker = self.board.get(target.key)
+        claim = breaker.acquire()
+        if not claim:
+            return None
+        if not self.budget.try_spend():  # a continuation is one more request: a retry
+            breaker.release(claim)
+            req.attempts.append(AttemptRecord(target.key, "skipped:retry_budget", continuation=True))
+            return None
+        t0 = self.clock()
+        shape = _shape(creq)
+        try:
+            prepared = prepare_call(creq, target, inject_usage=target.key not in self.no_stream_options)
+            prepared.call.timeouts = self.policy.for_attempt(target.key, target.timeouts, shape)
+            upstream = await target.provider.open_stream(prepared.call)
+            # A copy of the view: frames read before this stream's commit reach the client
+            # only if it commits, and a failed try must not have changed what the next sees.
+            relay = StreamRelay(target.format, req.format, model=target.model,
+                                client_include_usage=req.client_include_usage,
+                                strip_usage=prepared.strip_usage, accumulate=False,
+                                view=copy.deepcopy(view), splicer=splicer_for(view, cut))
+            head = await self._read_to_commit(target, upstream, relay, prepared, t0)
+        except (ClientError, SpliceMismatch) as e:
+            # Not the target's fault: the continuation did not fit what the client has.
+            breaker.release(claim)
+            req.attempts.append(AttemptRecord(target.key, "continuation_mismatch",
+                                              detail=redact_text(str(e), None)[:200], continuation=True))
+            return None
+        except UpstreamError as e:
+            if e.error_class is ErrorClass.CLIENT:
+                # The original request was fine elsewhere: what this target refuses is the
+                # prefill. Learned, logged, never shown (the client's error is the cut's).
+                breaker.release(claim)
+                self.no_prefill.add(target.key)
+                self.stream_stats["prefill_refused"] += 1
+                log.warning("%s refused a continuation (prefill): %s; not asked again",
+                            target.key, redact_text(e.message, None)[:200])
+                req.attempts.append(AttemptRecord(target.key, "prefill_refused", status=e.status,
+                                                  continuation=True))
+                return None
+            err = self._reclassify(e, None)
+            if ACTIONS[err.error_class].counts_for_breaker:
+                breaker.record_failure(err.error_class.value, claim)
+            else:
+                breaker.release(claim)
+            req.attempts.append(AttemptRecord(
+                target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.status,
+                detail=redact_text(err.message, None)[:200], continuation=True))
+            return None
+        except BaseException:
+            breaker.release(claim)
+            raise
+        return upstream, relay, head, claim, t0
+
+    def _note_malformed(self, req: InboundRequest, target: Target, relay: StreamRelay) -> None:
+        """Frames dropped as unreadable reach the target's health (a neutral outcome: the
+        answer was delivered) and the metrics."""
+        if relay.malformed:
+            self.stream_stats["malformed_frames"] += relay.malformed
+            req.attempts.append(AttemptRecord(target.key, "malformed_frames",
+                                              detail=f"{relay.malformed} dropped"))
+
+
+def _post_commit_error(raw: BaseException, target: Target) -> UpstreamError:
+    e = raw if isinstance(raw, UpstreamError) else UpstreamError(
+        ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
+    e.target = e.target or target.key
+    return e
 
 
 def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) -> bool:

@@ -68,6 +68,7 @@ class InboundRequest:
     no_store: bool = False
     attempts: list[AttemptRecord] = field(default_factory=list)
     started_at: float = 0.0
+    continuation: bool = False       # its trailing assistant turn is a prefill to continue
 
 
 @dataclass(slots=True)
@@ -124,13 +125,15 @@ def _prepare_call(req: InboundRequest, target: Target, inject_usage: bool) -> Pr
         from ridethrough.protocols import translate
 
         try:
+            prefill = req.continuation and target.caps.prefill
             if req.format == "anthropic":
-                t = translate.anthropic_to_openai_request(body, target.model, include_usage=inject_usage)
+                t = translate.anthropic_to_openai_request(body, target.model, include_usage=inject_usage,
+                                                          prefill=prefill)
                 injected = inject_usage and req.stream
             else:
                 t = translate.openai_to_anthropic_request(
                     body, target.model, default_max_tokens=req.route.default_max_tokens,
-                    system_messages=target.caps.system_messages)
+                    system_messages=target.caps.system_messages, prefill=prefill)
         except translate.Untranslatable as e:
             raise UpstreamError(ErrorClass.TRANSLATION, f"untranslatable: {e.reason}",
                                 target=target.key) from None

@@ -62,6 +62,7 @@ class Conversation:
     input_tokens: int = 0
     stream: bool = False
     include_usage: bool = False  # OpenAI stream_options.include_usage
+    prefill: str = ""            # a trailing assistant turn (Anthropic): the answer continues it
     seed_material: bytes = b""   # canonical request content: same request, same answer
 
 
@@ -111,6 +112,10 @@ def compose_answer(
     tool = _tool_to_call(conv)
     if tool is not None:
         preamble = f"[{sim_name}] I'll use the {tool.name} tool." if preamble_with_tools else ""
+        if conv.prefill or conv.tool_choice.mode in ("any", "tool"):
+            # A prefill stands for the sentence before the call; a forced tool choice makes
+            # Claude call it at once, with no text first (the API prefills the call itself).
+            preamble = ""
         tokens = split_tokens(preamble)
         if conv.max_tokens is not None and len(tokens) >= conv.max_tokens:
             return Answer(tokens[: conv.max_tokens], None, "max_tokens")
@@ -119,6 +124,8 @@ def compose_answer(
         return Answer(tokens, call, "tool_use")
 
     text = _answer_text(conv, sim_name, rng)
+    if conv.prefill:
+        text = _continuation(text, conv.prefill, sim_name, rng)
     stop_reason: StopReason = "end_turn"
     stop_sequence: str | None = None
     cut = _earliest_stop(text, conv.stop_sequences)
@@ -249,6 +256,14 @@ def _answer_text(conv: Conversation, sim_name: str, rng: random.Random) -> str:
         parts.append(f"I see {conv.image_count} {noun}.")
     parts.extend(rng.sample(_SENTENCES, rng.randint(2, 4)))
     return " ".join(parts)
+
+
+def _continuation(answer: str, prefill: str, sim_name: str, rng: random.Random) -> str:
+    """What follows a prefill: the rest of this model's own answer if the prefill is its
+    beginning, else a few more sentences of its own (marked, so a test can tell them apart)."""
+    if answer.startswith(prefill):
+        return answer[len(prefill):]
+    return f" [{sim_name} continues] " + " ".join(rng.sample(_SENTENCES, 2))
 
 
 def _quote(text: str, limit: int = 160) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from ..protocols.anthropic import PREFILL_REFUSED, accepts_prefill
 from ..protocols.sse import encode_event
 from .answers import Answer, Conversation, ToolChoice, ToolSpec, estimate_tokens
 from .checks import check_anthropic
@@ -77,6 +78,8 @@ class AnthropicWire:
                 for block in last["content"]
                 if isinstance(block, dict) and block.get("type") == "tool_result"
             ]
+        if last.get("role") == "assistant":
+            conv.prefill = _prefill_of(model, last.get("content"))
         conv.image_count = _count_images(messages)
         tools = data.get("tools") or []
         conv.tools = [
@@ -256,6 +259,20 @@ def _load_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise WireError(400, "Input should be an object")
     return data
+
+
+def _prefill_of(model: str, content: Any) -> str:
+    """A trailing assistant turn, as the Claude API judges it: refused by the models that
+    take no prefill, and by every model when it ends in whitespace."""
+    if not accepts_prefill(model):
+        raise WireError(400, PREFILL_REFUSED, error_type="invalid_request_error")
+    text = content if isinstance(content, str) else "".join(
+        b.get("text", "") for b in content or []
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str))
+    if text != text.rstrip():
+        raise WireError(400, "messages: final assistant content cannot end with trailing whitespace",
+                        error_type="invalid_request_error")
+    return text
 
 
 def _text_of(content: Any) -> str:

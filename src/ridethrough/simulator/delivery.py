@@ -12,6 +12,8 @@ HANG_AFTER_HEADERS        200 + JSON headers (with Content-Length), then no body
 STALL_MID_STREAM          200 + the first half of the JSON body, then nothing
 INBAND_ERROR_* (both)     200 whose JSON body is the provider's error object
 TRUNCATED                 200 + the first half of the JSON body, then a clean close (FIN)
+NO_TERMINATOR             the normal body (a JSON answer has no terminator to lose)
+MALFORMED_FRAME           the normal body
 MALFORMED_JSON            200 with a complete but syntactically invalid JSON body
 SLOW_TOKENS               the normal body after ``tokens × token_delay_s`` (default 0.2 s)
 ========================  ==========================================================
@@ -45,6 +47,7 @@ _CUT_AFTER_TOKENS = {
     FaultKind.INBAND_ERROR_AFTER_FIRST_TOKEN,
     FaultKind.TRUNCATED,
     FaultKind.MALFORMED_JSON,
+    FaultKind.MALFORMED_FRAME,
 }
 
 
@@ -137,9 +140,12 @@ class Delivery:
         cut = len(frames)
         if kind is FaultKind.INBAND_ERROR_BEFORE_FIRST_TOKEN:
             cut = next((i for i, f in enumerate(frames) if f.kind is not FrameKind.START), cut)
+        elif kind is FaultKind.NO_TERMINATOR:
+            cut = next((i for i, f in enumerate(frames) if f.kind is FrameKind.END), cut)
         elif kind in _CUT_AFTER_TOKENS:
             assert fault is not None
-            cut = _cut_after_tokens(frames, fault.after_tokens)
+            cut = _cut_after_tokens(frames, fault.after_tokens,
+                                    "token" if kind is FaultKind.MALFORMED_FRAME else fault.cut_at)
 
         delay = self._token_delay(fault)
         for frame in frames[:cut]:
@@ -151,6 +157,16 @@ class Delivery:
             await resp.write_eof()
             return resp
         assert fault is not None
+        if kind is FaultKind.MALFORMED_FRAME:  # one bad frame, then the answer goes on
+            await resp.write(wire.malformed_frame())
+            for frame in frames[cut:]:
+                if frame.kind is FrameKind.TOKEN and delay:
+                    await asyncio.sleep(delay)
+                await resp.write(frame.data)
+            await resp.write_eof()
+            return resp
+        if fault.cut_at == "mid_token" and cut < len(frames) and frames[cut].kind is FrameKind.TOKEN:
+            await resp.write(half_token(frames[cut].data))
         if kind is FaultKind.STALL_MID_STREAM:
             return await self.hold(request)
         if kind in (FaultKind.INBAND_ERROR_BEFORE_FIRST_TOKEN,
@@ -158,7 +174,7 @@ class Delivery:
             await resp.write(wire.inband_error_frame(error_type=fault.error_type, message=None))
         elif kind is FaultKind.MALFORMED_JSON:
             await resp.write(wire.malformed_frame())
-        # TRUNCATED (and the two above): end the body cleanly, then close the connection.
+        # TRUNCATED, NO_TERMINATOR (and the two above): end the body cleanly, then close.
         resp.force_close()
         await resp.write_eof()
         return resp
@@ -179,18 +195,51 @@ def format_retry_after(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
-def _cut_after_tokens(frames: list[Frame], after_tokens: int) -> int:
-    """Index of the first frame *not* sent: the next content or closing frame once
-    ``after_tokens`` tokens (or all there are) have gone out."""
+def _cut_after_tokens(frames: list[Frame], after_tokens: int, cut_at: str = "token") -> int:
+    """Index of the first frame *not* sent once ``after_tokens`` tokens (or all there are)
+    have gone out: the next content or closing frame ("token", "mid_token"); past the
+    closing frames that follow ("close"); past those and the next block's opening ("open")."""
     total = sum(1 for f in frames if f.kind is FrameKind.TOKEN)
     wanted = min(after_tokens, total)
+    stops = _CUT_STOPS.get(cut_at, _CUT_STOPS["token"])
     seen = 0
     for i, frame in enumerate(frames):
-        if frame.kind in (FrameKind.TOKEN, FrameKind.CLOSE, FrameKind.END) and seen >= wanted:
+        if seen >= wanted and frame.kind in stops:
             return i
         if frame.kind is FrameKind.TOKEN:
             seen += 1
     return len(frames)
+
+
+_CUT_STOPS = {
+    "token": frozenset({FrameKind.TOKEN, FrameKind.CLOSE, FrameKind.END}),
+    "close": frozenset({FrameKind.TOKEN, FrameKind.OPEN, FrameKind.END}),
+    "open": frozenset({FrameKind.TOKEN, FrameKind.END}),
+}
+
+
+def half_token(data: bytes) -> bytes:
+    """A token frame re-encoded with the first half of its text (a cut in mid-word): the
+    text of an Anthropic ``text_delta``/``input_json_delta`` or an OpenAI content/arguments
+    delta, whichever it carries."""
+    lines = data.decode().split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("data: "))
+    obj = orjson.loads(lines[at][6:])
+    holder, key = _token_text(obj)
+    text = holder[key]
+    holder[key] = text[: max(1, (len(text) + 1) // 2)]
+    lines[at] = "data: " + orjson.dumps(obj).decode()
+    return "\n".join(lines).encode()
+
+
+def _token_text(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    delta = obj.get("delta")
+    if isinstance(delta, dict):  # Anthropic
+        return delta, "text" if "text" in delta else "partial_json"
+    delta = obj["choices"][0]["delta"]
+    if delta.get("content"):
+        return delta, "content"
+    return delta["tool_calls"][0]["function"], "arguments"
 
 
 def _abort_with_rst(request: web.BaseRequest) -> None:

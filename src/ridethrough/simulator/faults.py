@@ -22,6 +22,7 @@ from typing import Any
 __all__ = ["FORMATS", "Fault", "FaultKind", "FaultSwitch"]
 
 FORMATS = ("anthropic", "openai")
+CUT_POINTS = ("token", "mid_token", "close", "open")
 
 
 class FaultKind(enum.StrEnum):
@@ -34,7 +35,9 @@ class FaultKind(enum.StrEnum):
     STALL_MID_STREAM = "stall_mid_stream"      # some tokens, then nothing
     INBAND_ERROR_BEFORE_FIRST_TOKEN = "inband_error_before_first_token"
     INBAND_ERROR_AFTER_FIRST_TOKEN = "inband_error_after_first_token"
-    TRUNCATED = "truncated"                    # some tokens, then a clean close, no terminator
+    TRUNCATED = "truncated"                    # some tokens, then a clean close: a cut answer
+    NO_TERMINATOR = "no_terminator"            # the whole answer, closed without [DONE]/message_stop
+    MALFORMED_FRAME = "malformed_frame"        # one unparseable frame after some tokens, then the rest
     MALFORMED_JSON = "malformed_json"          # 200 with JSON that does not parse
     SLOW_TOKENS = "slow_tokens"                # correct answer, paced much slower
 
@@ -65,6 +68,11 @@ class Fault:
     token_delay_s: float | None = None
     models: list[str] | None = None
     formats: list[str] | None = None
+    # Where a stream is cut after ``after_tokens`` (truncated, stall, in-band error):
+    # "token" before the next frame; "mid_token" half-way through the next token's text;
+    # "close" after the block-closing frames that follow; "open" after those and the next
+    # block's opening (a tool call begun, none of its arguments sent).
+    cut_at: str = "token"
 
     def __post_init__(self) -> None:
         self.kind = FaultKind(self.kind)
@@ -74,6 +82,8 @@ class Fault:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: {value} is not a probability in [0, 1]")
+        if self.cut_at not in CUT_POINTS:
+            raise ValueError(f"cut_at: {self.cut_at!r} is not one of {list(CUT_POINTS)}")
         if self.ramp_seconds < 0 or self.after_tokens < 0:
             raise ValueError("ramp_seconds and after_tokens must be >= 0")
         if self.formats is not None:

@@ -89,6 +89,10 @@ def render(svc: HealthReader, view: HealthView | None = None) -> str:
              "The per-attempt timeout now applied per target and phase (per process).")
     o.family("ridethrough_hedges_total", "counter",
              "Backup requests: started, won (the backup answered first), refused by the budget.")
+    o.family("ridethrough_stream_events_total", "counter",
+             "After the commit point: continued (spliced from another target), "
+             "continuation_failed, prefill_refused, malformed_frames (dropped), "
+             "ended_without_terminator (complete by meaning).")
     entries = list(view.latency)
     if view.latency_all is not None:
         entries.append(({"worker": "all"}, view.latency_all))
@@ -104,6 +108,8 @@ def render(svc: HealthReader, view: HealthView | None = None) -> str:
         if labels.get("worker") != "all":
             for result, n in sorted(lv["hedges"].items()):
                 o.sample("ridethrough_hedges_total", n, result=result, **labels)
+            for event, n in sorted((lv.get("streams") or {}).items()):
+                o.sample("ridethrough_stream_events_total", n, event=event, **labels)
     o.family("ridethrough_component_status", "gauge",
              "0 operational/maintenance, 1 degraded, 2 partial outage, 3 major outage.")
     for c in view.catalog.components.values():
