@@ -15,5 +15,5 @@ rm -f .venv-latest/.ridethrough-installed
 from importlib.metadata import version
 print("test-latest: anthropic", version("anthropic"), "· openai", version("openai"))
 PY
-.venv-latest/bin/python -m pytest tests/e2e tests/protocol tests/unit/test_simulator_faults.py \
+.venv-latest/bin/python -m pytest tests/e2e tests/protocol tests/unit/simulator/test_simulator_faults.py \
   -p no:cacheprovider "$@"

@@ -195,7 +195,7 @@ def _row(target: str, phase: str, sk: DDSketch, min_samples: int) -> dict[str, A
 
 
 # DDSketch's own serialization needs protobuf; its state is a few fields, written here as JSON
-# (tests/unit/test_latency.py round-trips it, so a library change fails there by name).
+# (tests/unit/routing/test_latency.py round-trips it, so a library change fails there by name).
 
 def sketch_to_json(sk: DDSketch) -> dict[str, Any]:
     def bins(store: Any) -> dict[str, float]:

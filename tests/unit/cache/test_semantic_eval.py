@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-SEMANTIC = Path(__file__).resolve().parents[2] / "bench" / "semantic"
+SEMANTIC = Path(__file__).resolve().parents[3] / "bench" / "semantic"
 sys.path.insert(0, str(SEMANTIC))
 
 import eval as semantic_eval  # noqa: E402

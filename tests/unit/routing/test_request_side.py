@@ -113,7 +113,7 @@ def test_every_validated_field_is_checked_and_nothing_else(module: Any) -> None:
 
 
 def test_docs_errors_md_lists_exactly_the_validated_fields() -> None:
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "errors.md").read_text()
     section = doc.split("## Bad input", 1)[1].split("\n\n", 3)[2]
     listed: dict[str, set[str]] = {"anthropic": set(), "openai": set()}
     for row in section.splitlines()[2:]:
