@@ -188,7 +188,7 @@ def test_our_own_limits_and_the_providers_rate_limits_never_open_a_breaker():
 
 
 def test_docs_errors_md_matches_the_actions_table():
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "errors.md").read_text()
     section = doc.split("## Error classes", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
