@@ -1,8 +1,9 @@
 """A/B: ridethrough as installed against a variant, alternating, same mock, same run.
 
 The variant is another source tree (a scratch copy outside the repo with one change, put
-first on PYTHONPATH) and/or another cache mode on the routes. This is how each suggestion
-in docs/performance.md was measured (bench/variants.py makes the trees):
+first on PYTHONPATH) and/or another cache mode on the routes. This is how each change in
+docs/performance.md → "Why the hot path looks as it does" was measured (bench/variants.py
+makes the trees of the first round):
 
     .venv/bin/python bench/variants.py            # /tmp/ridethrough-variants/{base,batch,…}
     .venv/bin/python bench/ab.py --a-src /tmp/ridethrough-variants/base \\

@@ -1,8 +1,10 @@
-"""The suggestions of docs/performance.md as code: scratch copies of src/, one per change.
+"""The first round of hot-path changes as code: scratch copies of src/, one per change.
 
-Never touches src/. Snapshots it into OUT/base (default /tmp/ridethrough-variants) and
-derives one tree per suggested change, plus "all" (1-6 of the doc together); then measure
-each against the untouched snapshot:
+batch, cheapstore, ids, asgi, proxy and gc are the first six rows of docs/performance.md →
+"Why the hot path looks as it does" (applied since, except cheapstore's file check at most
+once a second). Never touches src/. Snapshots it into OUT/base (default /tmp/ridethrough-variants)
+and derives one tree per change, plus "allgc" (the six together); then measure each against
+the untouched snapshot:
 
     .venv/bin/python bench/variants.py
     .venv/bin/python bench/ab.py --a-src /tmp/ridethrough-variants/base \\
