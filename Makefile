@@ -15,6 +15,7 @@ demo-fast: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The SDK-facing suites against the newest anthropic / openai (a second venv, .venv-latest).

@@ -66,13 +66,19 @@ class StatusPagesConfig(Strict):
         return {k: u.rstrip("/") for k, u in v.items()}
 
 
+WebhookEvent = Literal["incident", "component"]
+
+
+def _every_webhook_event() -> list[WebhookEvent]:
+    return ["incident", "component"]
+
+
 class WebhookConfig(Strict):
     url: str
     format: Literal["statuspage", "slack"] = "statuspage"
     secret_env: str | None = None   # env var holding the HMAC secret (preferred)
     secret: str | None = None       # inline secret, for tests and throwaway setups
-    events: list[Literal["incident", "component"]] = Field(
-        default_factory=lambda: ["incident", "component"])
+    events: list[WebhookEvent] = Field(default_factory=_every_webhook_event)
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(10.0, gt=0)

@@ -113,7 +113,7 @@ class OpenAIToAnthropicStream:
         if self._started:
             return []
         self._started = True
-        message = {
+        message: JSON = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -169,7 +169,7 @@ class OpenAIToAnthropicStream:
             if key in self._closed_tools:
                 return []
             out += self._close_block()
-            block = {
+            block: JSON = {
                 "type": "tool_use",
                 "id": safe_tool_id(call.get("id")),
                 "name": function.get("name") or "",
