@@ -131,7 +131,10 @@ class UnsupportedMediaType(ClientError):
 
 
 class UpstreamError(RidethroughError):
-    """One failed attempt. ``status`` is the upstream's HTTP status (0 when there was none)."""
+    """One failed attempt. ``upstream_status`` is the upstream's HTTP status (0 when there
+    was none); ``status``, as on every ridethrough error, is the status to answer the caller
+    with — the upstream's own for the caller's error passed back (class ``client``), else 502.
+    Never mutated once raised: ``reclassified`` makes the copy a later judgement needs."""
 
     code = "upstream_error"
 
@@ -141,14 +144,19 @@ class UpstreamError(RidethroughError):
         message: str,
         *,
         target: str | None = None,
-        status: int = 0,
+        upstream_status: int = 0,
         provider_type: str | None = None,
         retry_after: float | None = None,
         body: bytes | None = None,
+        param: str | None = None,
     ):
-        super().__init__(message, target=target)
+        super().__init__(message, target=target, param=param)
         self.error_class = error_class
-        self.status = status
+        self.upstream_status = upstream_status
+        if error_class is ErrorClass.CLIENT:
+            self.status = upstream_status if 400 <= upstream_status < 500 else 400
+        else:
+            self.status = 502
         self.provider_type = provider_type
         self.retry_after = retry_after
         self.body = body  # kept for CLIENT errors, which are passed back to the caller
@@ -156,6 +164,16 @@ class UpstreamError(RidethroughError):
     @property
     def action(self) -> Action:
         return ACTIONS[self.error_class]
+
+    def reclassified(self, error_class: ErrorClass | None = None, *, target: str | None = None,
+                     message: str | None = None) -> UpstreamError:
+        """A copy judged anew (another class, the target it came from, a redacted message):
+        the original stays as it was raised, for whoever else holds it."""
+        return UpstreamError(
+            error_class or self.error_class, self.message if message is None else message,
+            target=self.target if target is None else target, upstream_status=self.upstream_status,
+            provider_type=self.provider_type, retry_after=self.retry_after, body=self.body,
+            param=self.param)
 
 
 @dataclass(slots=True)

@@ -36,7 +36,7 @@ from ridethrough.routing.clock import Clock, Sleep, monotonic
 from ridethrough.routing.executor import Executor, JsonResult, StreamResult
 from ridethrough.routing.fallback import FallbackResult, Tiers
 from ridethrough.routing.latency import LatencyModel
-from ridethrough.routing.plan import Target, plan_targets
+from ridethrough.routing.plan import CACHE, CLOUD, STATIC, Target, Tier, live_targets, plan_route
 from ridethrough.routing.request import InboundRequest, request_side
 from ridethrough.routing.timeouts import TimeoutPolicy
 
@@ -170,67 +170,59 @@ class Gateway:
                            param="model") from None
 
     async def serve(self, req: InboundRequest) -> JsonResult | StreamResult | FallbackResult:
-        """The route's plan, tier by tier.
-
-        Cloud targets first; when they all failed, a cached answer the cloud gave before (a
-        repeated question is better served by yesterday's real answer than by a tiny local
-        model); then the local model for new questions; then the route's static answer.
-        """
+        """The route's plan, tier by tier (routing/plan.py ``Tier`` says why in this order)."""
         cached = await self.tiers.before_live(req)
         if cached is not None:
             return cached
         with request_side(req.format, req.body):  # translation checks read the whole request
-            plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
-                                req.stream, self.board, self.last_resorts.get(req.route_name))
+            route = plan_route(self.routes[req.route_name], req.format, req.body, req.features,
+                               req.stream, self.board, self.last_resorts.get(req.route_name))
         self.budget.on_request()
         self.hedge_budget.on_request()
-        if not plan.candidates and plan.capability_only:
-            req.attempts.extend(plan.skipped)
+        if route.capability_only:
+            req.attempts.extend(route.skipped)
             raise NoTargetCanServe(
                 "no target of route " + repr(req.route_name) + " can serve this request: "
-                + "; ".join(f"{a.target} {a.outcome.removeprefix('skipped:')}" for a in plan.skipped),
+                + "; ".join(f"{a.target} {a.outcome.removeprefix('skipped:')}" for a in route.skipped),
                 req.attempts)
-        cloud, local = plan.split(lambda t: t.provider.kind == "local")
-        if cloud.candidates:
-            try:
-                return self._remember(req, await self.executor.run(req, cloud))
-            except AllAttemptsFailed:
-                made = [a for a in req.attempts if not a.outcome.startswith("skipped:")]
-                if made and all(a.outcome == ErrorClass.TOO_LARGE.value for a in made):
-                    # Not an outage: the prompt is too long everywhere. Say so, as a 400.
-                    raise InvalidRequest(
-                        "the request is too large for every target of route "
-                        f"{req.route_name!r} ({made[-1].detail})", param="messages") from None
-        else:
-            req.attempts.extend(cloud.skipped)
-        fallback = await self.tiers.cached_after_failure(req)
-        if fallback is not None:
-            return fallback
-        if local.candidates:
-            try:
-                result = await self.executor.run(req, local)
-            except AllAttemptsFailed:
-                pass
-            else:
-                # A local model's answer is cached only where it is the route's best answer;
-                # behind clouds it is a stopgap and must never be replayed as if from them.
-                only_local = all(t.provider.kind == "local" for t in self.routes[req.route_name])
-                return self._remember(req, result) if only_local else result
-        static = self.tiers.static(req)
-        if static is not None:
-            return static
+        for tier in route.tiers:
+            result = await self._serve_tier(req, tier)
+            if result is not None:
+                return result
         raise AllAttemptsFailed("every target of the route failed" if req.attempts
                                 else "no target of the route is available", req.attempts)
 
+    async def _serve_tier(self, req: InboundRequest,
+                          tier: Tier) -> JsonResult | StreamResult | FallbackResult | None:
+        """This tier's answer, or None to go on to the next."""
+        if tier.name == CACHE:
+            return await self.tiers.cached_after_failure(req)
+        if tier.name == STATIC:
+            return self.tiers.static(req)
+        assert tier.plan is not None
+        if not tier.plan.candidates:
+            req.attempts.extend(tier.plan.skipped)
+            return None
+        try:
+            result = await self.executor.run(req, tier.plan)
+        except AllAttemptsFailed:
+            made = [a for a in req.attempts if not a.outcome.startswith("skipped:")]
+            if tier.name == CLOUD and made and all(a.outcome == ErrorClass.TOO_LARGE.value for a in made):
+                # Not an outage: the prompt is too long everywhere. Say so, as a 400.
+                raise InvalidRequest(
+                    "the request is too large for every target of route "
+                    f"{req.route_name!r} ({made[-1].detail})", param="messages") from None
+            return None
+        return self._remember(req, result) if tier.remember else result
+
     def _continuation_targets(self, req: InboundRequest) -> list[Target]:
-        """The route's targets that could serve this request now, clouds before the local
-        model (as ``serve`` tries them); never a breaker-open one forced as a last resort."""
-        plan = plan_targets(self.routes[req.route_name], req.format, req.body, req.features,
-                            True, self.board)
-        if plan.forced:
+        """The route's targets that could serve this request now, in the order ``serve``
+        tries them; never a breaker-open one forced as a last resort."""
+        route = plan_route(self.routes[req.route_name], req.format, req.body, req.features,
+                           True, self.board)
+        if any(t.plan is not None and t.plan.forced for t in route.tiers):
             return []
-        cloud, local = plan.split(lambda t: t.provider.kind == "local")
-        return cloud.candidates + local.candidates
+        return live_targets(route)
 
     def _remember(self, req: InboundRequest, result: JsonResult | StreamResult) -> JsonResult | StreamResult:
         if isinstance(result, JsonResult):

@@ -399,3 +399,52 @@ def test_the_local_model_continues_a_cut_answer_as_llama_cpp_would(tmp_path, lla
                                  prefill=sent.rstrip())
     assert comp.choices[0].message.content == spliced(sent, ref.text)
     assert comp.usage.completion_tokens == 6 + ref.completion_tokens
+
+
+def test_the_access_log_counts_a_continued_answer_the_client_asked_no_usage_for(gt):
+    """The OpenAI SDK's default: no include_usage. The usage chunk never reaches the client,
+    but the access log (billing, health) still gets the whole answer's tokens."""
+    sim(gt, "a1").set_fault(Fault(FaultKind.TRUNCATED, after_tokens=6))
+    records: list[Any] = []
+    gt.gateway.observers.append(records.append)
+    try:
+        c = openai.OpenAI(base_url=gt.url + "/v1", api_key="k", max_retries=0)
+        chunks = list(c.chat.completions.create(model="a-then-a", stream=True,
+                                                messages=[{"role": "user", "content": "tokens?"}]))
+    finally:
+        gt.gateway.observers.remove(records.append)
+    assert all(ch.usage is None for ch in chunks)
+    direct = asked_directly(gt, "a2", continuation_request(gt, "a2"))
+    [record] = [r.as_dict() for r in records]
+    assert record["outcome"] == "ok"
+    tokens = record["tokens"]
+    assert tokens.get("output_tokens", tokens.get("completion_tokens")) == \
+        6 + direct["usage"]["output_tokens"]
+
+
+def test_the_clients_own_prefill_is_kept_in_front_of_the_answer_so_far(gt):
+    sim(gt, "a1").set_fault(Fault(FaultKind.TRUNCATED, after_tokens=4))
+    c = anthropic.Anthropic(base_url=gt.url, api_key="k", max_retries=0)
+    with c.messages.stream(model="a-then-a", max_tokens=300, messages=[
+            {"role": "user", "content": "own prefill"},
+            {"role": "assistant", "content": "Answer:"}]) as s:
+        msg = s.get_final_message()
+    cont = continuation_request(gt, "a2")
+    sent = "".join(split_tokens(own_answer_after(gt, "a1", "own prefill", "Answer:"))[:4])
+    assert cont["messages"][-1] == {"role": "assistant", "content": "Answer:" + sent.rstrip()}
+    direct = asked_directly(gt, "a2", cont)
+    assert msg.content[0].text == spliced(sent, direct["content"][0]["text"])
+
+
+def own_answer_after(gt: GatewayThread, name: str, prompt: str, prefill: str) -> str:
+    """``name``'s own continuation of the client's prefill (faults cleared)."""
+    server = sim(gt, name)
+    fault = server.fault
+    server.clear_faults()
+    try:
+        return asked_directly(gt, name, {
+            "model": MODELS[name], "max_tokens": 300,
+            "messages": [{"role": "user", "content": prompt},
+                         {"role": "assistant", "content": prefill}]})["content"][0]["text"]
+    finally:
+        server.set_fault(fault)

@@ -153,6 +153,8 @@ def test_anthropic_restart_with_another_tool_does_not_fit():
       ("content_block_delta", {"type": "content_block_delta", "index": 0,
                                "delta": {"type": "thinking_delta", "thinking": "hmm"}})],
      "thinking"),
+    ([a_block(0, {"type": "text", "text": ""}), a_text(0, "Done."), a_stop(0), *a_end("end_turn", 2)[:1]],
+     "finished"),
 ])
 def test_anthropic_answers_that_cannot_be_continued_faithfully(events, why):
     view = AnthropicView()
@@ -249,6 +251,8 @@ def test_openai_restart_refuses_text_first_and_another_tool():
                               "function": {"name": "a", "arguments": '{"x'}}]}), "partly sent"),
     (o_chunk({"reasoning_content": "thinking"}), "reasoning"),
     (o_chunk({"refusal": "no"}), "refusal"),
+    # Finished, then cut before the usage chunk the client asked for: nothing to continue.
+    (o_chunk({}, "stop"), "finished"),
 ])
 def test_openai_answers_that_cannot_be_continued_faithfully(chunk, why):
     view = OpenAIView()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ridethrough.providers.http import redact, redact_text
+from ridethrough.redact import redact, redact_text
 
 
 def test_own_key_and_key_shaped_fragments_are_cut():

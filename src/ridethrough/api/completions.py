@@ -36,12 +36,11 @@ from ridethrough.keys import presented_key
 from ridethrough.protocols import anthropic as A
 from ridethrough.protocols import openai as O
 from ridethrough.protocols.features import features_of
-from ridethrough.protocols.sse import encode_comment, encode_event
+from ridethrough.protocols.sse import encode_comment, encode_event, in_band_error_frame
 from ridethrough.records import RequestRecord
 from ridethrough.routing.deadline import Deadline, client_timeout_from_headers
 from ridethrough.routing.executor import JsonResult, StreamResult
 from ridethrough.routing.fallback import FallbackResult
-from ridethrough.routing.relay import in_band_error_frame
 from ridethrough.routing.request import InboundRequest, request_side
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

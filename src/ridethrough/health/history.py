@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ridethrough.health.stats import Bucket, hist_percentile
+from ridethrough.store.stats import Bucket, hist_percentile
 from ridethrough.store import SqliteStore
 
 DAY = 86400

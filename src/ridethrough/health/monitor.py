@@ -21,7 +21,7 @@ from ridethrough.health.catalog import Catalog, Component
 from ridethrough.health.incidents import IncidentEngine
 from ridethrough.health.samples import Sample, probe_sample, samples_of
 from ridethrough.health.slices import SliceRecorder
-from ridethrough.health.stats import Bucket, add_counts, empty_hist, hist_add, hist_merge
+from ridethrough.store.stats import Bucket, add_counts, empty_hist, hist_add, hist_merge
 from ridethrough.health.status import (
     OPERATIONAL,
     judge_route,

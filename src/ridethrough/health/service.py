@@ -32,7 +32,7 @@ from ridethrough.health.monitor import HealthMonitor
 from ridethrough.health.probes import Prober
 from ridethrough.health.reader import History, PageInfo
 from ridethrough.health.shared import SharedHealth, SharedIdentity
-from ridethrough.health.stats import Bucket
+from ridethrough.store.stats import Bucket
 from ridethrough.health.store_health import StoreHealth
 from ridethrough.health.tasks import cancel_and_wait
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView

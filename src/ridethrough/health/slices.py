@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ridethrough.health.samples import Sample
-from ridethrough.health.stats import (
+from ridethrough.store.stats import (
     add_counts,
     empty_hist,
     hist_add,

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ridethrough.health.samples import Sample
-from ridethrough.health.stats import exact_percentile
+from ridethrough.store.stats import exact_percentile
 
 MAX_SAMPLES = 5000  # per component: enough for percentiles, bounded under any load
 

@@ -136,6 +136,8 @@ class AnthropicView:
             if self.open is not None and self.open[1] == "tool_use":
                 self.blocked = "a whole tool call was sent"
             self.open = None
+        elif kind == "message_delta" and (data.get("delta") or {}).get("stop_reason"):
+            self.blocked = "the answer had finished"
 
     def cut(self) -> Cut:
         if self.blocked:
@@ -267,6 +269,9 @@ class OpenAIView:
                 self.blocked = "a refusal was sent"
             if delta.get("reasoning_content") or delta.get("reasoning"):
                 self.blocked = "reasoning was sent"
+            if choice.get("finish_reason"):
+                # Finished, and cut before its usage chunk: nothing is left to continue.
+                self.blocked = "the answer had finished"
             for call in delta.get("tool_calls") or ():
                 entry = self.tools.setdefault(call.get("index") or 0, ["", False])
                 function = call.get("function") or {}

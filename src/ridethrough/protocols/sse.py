@@ -121,3 +121,11 @@ def encode_data(data: Any) -> bytes:
 
 def encode_comment(text: str) -> bytes:
     return b": " + text.replace("\n", " ").encode() + b"\n\n"
+
+
+def in_band_error_frame(client_fmt: str, error_type: str, message: str) -> bytes:
+    """How a failure after commit reaches the client: a proper in-band error event."""
+    if client_fmt == "anthropic":
+        return encode_event("error", {"type": "error", "error": {"type": error_type, "message": message}})
+    return encode_data({"error": {"message": message, "type": error_type, "param": None,
+                                  "code": error_type}})

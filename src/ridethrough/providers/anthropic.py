@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import orjson
 
@@ -65,7 +66,7 @@ def classify_anthropic(status: int, body: bytes, headers: dict[str, str]) -> Ups
     elif cls is ErrorClass.CLIENT and message.startswith("Your credit balance is too low"):
         cls = ErrorClass.QUOTA
     return UpstreamError(
-        cls, f"{status} {etype or 'error'}: {message}"[:300], status=status, provider_type=etype,
+        cls, f"{status} {etype or 'error'}: {message}"[:300], upstream_status=status, provider_type=etype,
         retry_after=parse_retry_after(headers), body=body,
     )
 
@@ -110,3 +111,6 @@ class AnthropicProvider(HttpProvider):
 
     def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return classify_anthropic(status, body, headers)
+
+    def classify_stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        return classify_anthropic_event(data)

@@ -7,12 +7,13 @@ whole life. Errors leave it already classified as ``UpstreamError`` with an ``Er
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ridethrough.config import Capabilities, Format, Timeouts
+from ridethrough.errors import UpstreamError
 from ridethrough.protocols.sse import SSEEvent
-from ridethrough.routing.deadline import Deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,17 @@ class ResolvedCapabilities:
         return ResolvedCapabilities(**values)
 
 
+class CallDeadline(Protocol):
+    """The request's deadline as an adapter sees it (routing.deadline.Deadline is one):
+    adapters only ask how much time is left, never how it is kept."""
+
+    def remaining(self) -> float: ...
+
+    def cap(self, seconds: float) -> float:
+        """``seconds``, or what is left of the deadline if that is less."""
+        ...
+
+
 @dataclass(slots=True)
 class UpstreamCall:
     """One request to one target, already in the target's wire format."""
@@ -44,7 +56,7 @@ class UpstreamCall:
     model: str
     body: bytes
     stream: bool
-    deadline: Deadline
+    deadline: CallDeadline
     timeouts: Timeouts
     headers: dict[str, str] = field(default_factory=dict)  # forwarded (anthropic-beta, …)
 
@@ -89,4 +101,20 @@ class Provider(Protocol):
         self, method: str, path: str, headers: dict[str, str], body: bytes, timeout: float
     ) -> UpstreamResponse:
         """Send any other /v1/* request as-is (no failover), with our key injected."""
+        ...
+
+    def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        """An error answer (any status, or a 200 whose body is an error) in this provider's
+        dialect, as an ``UpstreamError`` with its class."""
+        ...
+
+    def classify_stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        """An in-band error inside a 200 stream (Anthropic's ``error`` event, an OpenAI
+        ``{"error": …}`` chunk)."""
+        ...
+
+    def fits(self, messages: str | Sequence[Any], max_output: int) -> bool | None:
+        """Whether the prompt plus ``max_output`` tokens fits the context window, counted by
+        the model's own tokenizer; None where the provider has none (the planner's estimate
+        decides)."""
         ...

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -22,21 +22,7 @@ from ridethrough.errors import ErrorClass, UpstreamError
 from ridethrough.protocols.sse import SSEEvent, SSEParser
 from ridethrough.providers.base import ResolvedCapabilities, UpstreamCall, UpstreamResponse
 from ridethrough.providers.headers import filter_response_headers, upstream_request_id
-
-# Providers echo part of a rejected key ("Incorrect API key provided: sk-proj-ab***wxyz").
-# Error text travels to logs and to clients, so anything key-shaped is cut out first.
-_KEYISH = re.compile(rb"(sk|rt|key|pk)[-_][A-Za-z0-9_\-*]{6,}")
-
-
-def redact(body: bytes, secret: str | None) -> bytes:
-    if secret:
-        body = body.replace(secret.encode(), b"[redacted]")
-    return _KEYISH.sub(b"[redacted]", body)
-
-
-def redact_text(text: str, secret: str | None) -> str:
-    return redact(text.encode(), secret).decode("utf-8", "replace")
-
+from ridethrough.redact import redact, redact_text
 
 _FOREIGN = (TimeoutError, aiohttp.ClientError, ConnectionError, OSError)
 
@@ -162,8 +148,14 @@ class HttpProvider:
     def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         raise NotImplementedError
 
+    def classify_stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        raise NotImplementedError
+
     def capabilities(self, model: str) -> ResolvedCapabilities:
         return self.default_caps.merged(self.cfg.capabilities)
+
+    def fits(self, messages: str | Sequence[Any], max_output: int) -> bool | None:
+        return None  # no tokenizer here: the planner's estimate decides
 
     def forward_path(self, path: str) -> str:
         """The upstream path for a client's /v1/... path (base URLs differ on the /v1)."""
@@ -215,9 +207,7 @@ class HttpProvider:
         finally:
             resp.close()
         err = self.classify(resp.status, redact(body, self.api_key), headers)
-        err.message = redact_text(err.message, self.api_key)
-        err.target = self.name
-        return err
+        return err.reclassified(target=self.name, message=redact_text(err.message, self.api_key))
 
     async def complete(self, call: UpstreamCall) -> UpstreamResponse:
         await self._acquire()
@@ -260,7 +250,7 @@ class HttpProvider:
                 # Some servers answer a stream request with a JSON error and status 200.
                 err = await self._fail_from(resp, call.deadline.remaining())
                 if err.error_class is ErrorClass.CLIENT:
-                    err.error_class = ErrorClass.MALFORMED
+                    raise err.reclassified(ErrorClass.MALFORMED)
                 raise err
         except BaseException:
             self._release()

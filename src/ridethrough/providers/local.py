@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import importlib.util
 import logging
 import threading
@@ -47,7 +48,7 @@ from ridethrough.providers.local_wire import (
     not_found_body,
     parse_request,
 )
-from ridethrough.providers.openai import classify_openai
+from ridethrough.providers.openai import classify_openai, classify_openai_chunk_error
 
 __all__ = ["LocalProvider", "LocalStream"]
 
@@ -141,8 +142,7 @@ class LocalStream:
         if kind == "error":
             err = value if isinstance(value, UpstreamError) else UpstreamError(
                 ErrorClass.SERVER, f"local generation failed: {type(value).__name__}: {value}")
-            err.target = err.target or name
-            self._error = err
+            self._error = err if err.target else err.reclassified(target=name)
             return
         gen: Generation | None = value
         if gen is None or gen.finish_reason == "cancelled":
@@ -270,6 +270,9 @@ class LocalProvider:
     def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return classify_openai(status, body, headers)
 
+    def classify_stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        return classify_openai_chunk_error(data)
+
     def _engine(self) -> LocalEngine:
         if self.engine is None:
             raise UpstreamError(ErrorClass.UNAVAILABLE,
@@ -343,7 +346,8 @@ class LocalProvider:
         # (a large prompt takes a while) but off the generation thread too (no queueing).
         self._preparing += 1
         try:
-            prompt = await asyncio.to_thread(engine.prompt_tokens, req.messages)
+            prompt = await asyncio.to_thread(
+                functools.partial(engine.prompt_tokens, req.messages, continue_final=req.continue_final))
         finally:
             self._preparing -= 1
         if len(prompt) >= engine.n_ctx:
@@ -366,7 +370,8 @@ class LocalProvider:
             raise UpstreamError(ErrorClass.TIMEOUT, f"no local answer within {budget:.1f}s",
                                 target=self.name) from None
         except UpstreamError as e:
-            e.target = e.target or self.name
+            if e.target is None:
+                raise e.reclassified(target=self.name) from None
             raise
         except asyncio.CancelledError:
             task = asyncio.current_task()

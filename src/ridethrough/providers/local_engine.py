@@ -64,7 +64,7 @@ def normalize_messages(messages: Sequence[Any]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for m in messages:
         if not isinstance(m, dict):
-            raise UpstreamError(ErrorClass.CLIENT, "messages must be objects", status=400)
+            raise UpstreamError(ErrorClass.CLIENT, "messages must be objects", upstream_status=400)
         role = str(m.get("role") or "user")
         content = m.get("content")
         if isinstance(content, list):
@@ -127,15 +127,17 @@ class LocalEngine:
 
     # -- prompt and tokens (any thread) -----------------------------------------------------
 
-    def render(self, messages: Sequence[Any]) -> tuple[str, bool]:
+    def render(self, messages: Sequence[Any], *, continue_final: bool = False) -> tuple[str, bool]:
         """The prompt text and whether the template already added the special tokens.
 
-        A trailing assistant message is a prefill (a continuation's partial answer): the
-        prompt is the conversation before it, opened for the assistant, then its text — as
-        llama.cpp's server renders one — so generation picks up where that text stops."""
+        ``continue_final`` (vLLM's ``continue_final_message``): the trailing assistant message
+        is a prefill (a continuation's partial answer). The prompt is the conversation before
+        it, opened for the assistant, then its text — as llama.cpp's server renders one — so
+        generation picks up where that text stops. Without it, a trailing assistant turn is
+        history, answered afresh (OpenAI's meaning)."""
         normalized = normalize_messages(messages)
         prefill = ""
-        if len(normalized) > 1 and normalized[-1]["role"] == "assistant":
+        if continue_final and len(normalized) > 1 and normalized[-1]["role"] == "assistant":
             prefill = normalized.pop()["content"]
         try:
             result = self._formatter(messages=normalized)
@@ -143,11 +145,11 @@ class LocalEngine:
             raise
         except Exception as e:
             raise UpstreamError(ErrorClass.CLIENT, f"the chat template rejected the messages: {e}",
-                                status=400) from None
+                                upstream_status=400) from None
         return result.prompt + prefill, bool(result.added_special)
 
-    def prompt_tokens(self, messages: Sequence[Any]) -> list[int]:
-        prompt, added_special = self.render(messages)
+    def prompt_tokens(self, messages: Sequence[Any], *, continue_final: bool = False) -> list[int]:
+        prompt, added_special = self.render(messages, continue_final=continue_final)
         tokens: list[int] = self.llm.tokenize(prompt.encode("utf-8"), add_bos=not added_special,
                                               special=True)
         return tokens

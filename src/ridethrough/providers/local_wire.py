@@ -30,11 +30,12 @@ class LocalRequest:
     messages: list[Any]
     params: SamplingParams
     include_usage: bool
+    continue_final: bool = False  # the last (assistant) message is a prefill to continue
 
 
 def _client_error(message: str, param: str) -> UpstreamError:
     body = error_body(400, message, param=param, error_type="invalid_request_error")
-    return UpstreamError(ErrorClass.CLIENT, message, status=400,
+    return UpstreamError(ErrorClass.CLIENT, message, upstream_status=400,
                          provider_type="invalid_request_error", body=body)
 
 
@@ -87,7 +88,8 @@ def parse_request(raw: bytes) -> LocalRequest:
         seed=seed % 2**32 if seed is not None else None,
     )
     return LocalRequest(messages, params,
-                        include_usage=bool(isinstance(so, dict) and so.get("include_usage")))
+                        include_usage=bool(isinstance(so, dict) and so.get("include_usage")),
+                        continue_final=body.get("continue_final_message") is True)
 
 
 def new_completion_id() -> str:

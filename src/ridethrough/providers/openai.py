@@ -60,9 +60,29 @@ def classify_openai(status: int, body: bytes, headers: dict[str, str]) -> Upstre
     else:
         cls = ErrorClass.MALFORMED
     return UpstreamError(
-        cls, f"{status} {tag or 'error'}: {message}"[:300], status=status, provider_type=tag,
-        retry_after=parse_retry_after(headers), body=body,
+        cls, f"{status} {tag or 'error'}: {message}"[:300], upstream_status=status, provider_type=tag,
+        retry_after=parse_retry_after(headers), body=body, param=error_param(body),
     )
+
+
+def error_param(body: bytes) -> str | None:
+    """The request field an error names: OpenAI's ``error.param``, or the body path of the
+    first item of a FastAPI/pydantic 422 ``detail`` (vLLM, LiteLLM, many self-hosted
+    servers) — structure, never the message's wording."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    if isinstance(err, dict) and isinstance(err.get("param"), str):
+        return str(err["param"])
+    detail = data.get("detail")
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = [str(p) for p in detail[0].get("loc") or [] if p != "body"]
+        return ".".join(loc) or None
+    return None
 
 
 def classify_openai_chunk_error(data: dict[str, Any]) -> UpstreamError:
@@ -99,6 +119,9 @@ class OpenAIProvider(HttpProvider):
 
     def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return classify_openai(status, body, headers)
+
+    def classify_stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        return classify_openai_chunk_error(data)
 
 
 class OpenAICompatibleProvider(OpenAIProvider):

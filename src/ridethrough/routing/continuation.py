@@ -39,9 +39,12 @@ def continuation_request(req: InboundRequest, cut: Cut, clock: Clock) -> Inbound
         # model does not write text first (the client has the call open, text cannot go in).
         body["tool_choice"] = {"type": "tool", "name": cut.restart_tool} if req.format == "anthropic" \
             else {"type": "function", "function": {"name": cut.restart_tool}}
+    # What the client allowed, less what was generated: counted generously (a delta may hold
+    # several tokens; ~4 characters a token), so the whole answer never exceeds the limit.
+    spent = max(cut.output_tokens, -(-len(cut.prefill) // 4))
     for key in ("max_tokens", "max_completion_tokens"):
         if isinstance(body.get(key), int) and not isinstance(body[key], bool):
-            body[key] = max(1, body[key] - cut.output_tokens)
+            body[key] = max(1, body[key] - spent)
     return dataclasses.replace(req, body=body, deadline=Deadline.start(clock, req.route.deadline_s),
                                continuation=True)
 

@@ -16,6 +16,7 @@ target, fail over, hold the target down, or return the error to the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import logging
@@ -36,9 +37,9 @@ from ridethrough.errors import (
     UpstreamError,
 )
 from ridethrough.protocols.splice import Cut, NotContinuable, SpliceMismatch, splicer_for, view_for
-from ridethrough.protocols.sse import encode_comment
+from ridethrough.protocols.sse import encode_comment, in_band_error_frame
 from ridethrough.providers.base import UpstreamStream
-from ridethrough.providers.http import redact_text
+from ridethrough.redact import redact_text
 from ridethrough.routing.breaker import Breaker, BreakerBoard, Claim
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep
@@ -46,11 +47,14 @@ from ridethrough.routing.continuation import continuation_request, order_candida
 from ridethrough.routing.deadline import Deadline
 from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Plan, Target
-from ridethrough.routing.relay import StreamRelay, in_band_error_frame
+from ridethrough.routing.relay import StreamRelay
 from ridethrough.routing.request import InboundRequest, PreparedCall, prepare_call
+from ridethrough.routing.retry import RetryPolicy
 from ridethrough.routing.timeouts import CallShape, TimeoutPolicy
 
 log = logging.getLogger("ridethrough.executor")
+
+PREFILL_REFUSAL_TTL_S = 3600.0  # a target that refused a prefill is not asked again for this long
 
 
 @dataclass(slots=True)
@@ -103,10 +107,10 @@ class Executor:
                  slow_call_factor: float = 3.0, max_continuations: int = 2) -> None:
         self.board = board
         self.budget = budget
-        self.retry = retry
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.retry_policy = RetryPolicy(retry, budget, self.rng)
         # Without a policy (unit tests of other decisions): configured timeouts, no hedging.
         self.policy = policy or TimeoutPolicy(
             LatencyModel(clock), AdaptiveTimeoutConfig(enabled=False), HedgeConfig(enabled=False))
@@ -122,7 +126,7 @@ class Executor:
         self.continuation_targets: Callable[[InboundRequest], list[Target]] | None = None
         self.continuable_routes: set[str] = set()  # routes with a target that takes a prefill
         self.max_continuations = max_continuations
-        self.no_prefill: set[str] = set()
+        self.no_prefill: dict[str, float] = {}  # target -> until when it is not asked
         self.stream_stats = {"continued": 0, "continuation_failed": 0, "prefill_refused": 0,
                              "malformed_frames": 0, "ended_without_terminator": 0}
 
@@ -318,22 +322,15 @@ class Executor:
                 others_left = self._next_available(pending) is not None or len(running) > 1
                 if err.error_class is ErrorClass.RATE_LIMITED and others_left:
                     self._hold_rate_limited(breaker, err)
-                if action.retry_same and tries <= self.retry.same_target_retries:
-                    backoff = self.retry.backoff_s * (0.5 + self.rng.random())
-                    if req.deadline.remaining() > backoff + 1.0 and self.budget.try_spend():
-                        await self.sleep(backoff)
-                        if not plan.forced and breaker.availability() is not None:
-                            return None
-                        continue
-                if (err.error_class is ErrorClass.RATE_LIMITED and not others_left
-                        and not waited_retry_after and err.retry_after is not None
-                        and err.retry_after <= self.retry.max_retry_after_wait_s
-                        and err.retry_after + 1.0 < req.deadline.remaining()
-                        and self.budget.try_spend()):
-                    waited_retry_after = True
-                    await self.sleep(err.retry_after)
-                    continue
-                return None
+                wait = self.retry_policy.wait(err, tries=tries, remaining=req.deadline.remaining(),
+                                              others_left=others_left,
+                                              waited_retry_after=waited_retry_after)
+                if wait is None:
+                    return None
+                waited_retry_after = waited_retry_after or wait.retry_after
+                await self.sleep(wait.seconds)
+                if not wait.retry_after and not plan.forced and breaker.availability() is not None:
+                    return None  # the breaker opened meanwhile (other requests' failures)
             except asyncio.CancelledError:
                 if attempt.lost:
                     elapsed = self.clock() - t0
@@ -410,13 +407,13 @@ class Executor:
         # A 4xx that follows our translation is our fault, not the client's: fail over, loudly.
         if e.error_class is ErrorClass.CLIENT and prepared is not None and prepared.translated:
             log.error("translated request rejected by %s: %s", e.target, e.message)
-            e.error_class = ErrorClass.TRANSLATION
+            return e.reclassified(ErrorClass.TRANSLATION)
         return e
 
     def _record_failure(self, req: InboundRequest, target: Target, err: UpstreamError, t0: float,
                         prepared: PreparedCall | None) -> None:
         req.attempts.append(AttemptRecord(
-            target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.status,
+            target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.upstream_status,
             dropped=prepared.dropped if prepared else (), detail=redact_text(err.message, None)[:200]))
 
     async def _json(self, req: InboundRequest, target: Target, prepared: PreparedCall) -> JsonResult:
@@ -425,25 +422,23 @@ class Executor:
             obj = orjson.loads(resp.body)
         except orjson.JSONDecodeError:
             raise UpstreamError(ErrorClass.MALFORMED, "upstream answered 200 with invalid JSON",
-                                target=target.key, status=200) from None
+                                target=target.key, upstream_status=200) from None
         if not isinstance(obj, dict):
             raise UpstreamError(ErrorClass.MALFORMED, "upstream answer is not an object",
-                                target=target.key, status=200)
+                                target=target.key, upstream_status=200)
         if obj.get("type") == "error" or (obj.get("error") and "choices" not in obj):
-            err = target.provider.classify(200, resp.body, {})  # type: ignore[attr-defined]
-            err.target = target.key
-            if err.error_class is ErrorClass.CLIENT:
-                # A 200 that carries an error is the upstream misbehaving, never the caller's
-                # mistake: relaying it would hand the client an error body with status 200.
-                err.error_class = ErrorClass.MALFORMED
-            raise err
+            err = target.provider.classify(200, resp.body, {})
+            # A 200 that carries an error is the upstream misbehaving, never the caller's
+            # mistake: relaying it would hand the client an error body with status 200.
+            raise err.reclassified(ErrorClass.MALFORMED if err.error_class is ErrorClass.CLIENT
+                                   else None, target=target.key)
         if target.format == "anthropic":
             ok = obj.get("type") == "message" and isinstance(obj.get("content"), list)
         else:
             ok = isinstance(obj.get("choices"), list) and len(obj["choices"]) > 0
         if not ok:
             raise UpstreamError(ErrorClass.MALFORMED, "upstream answer lacks its content",
-                                target=target.key, status=200)
+                                target=target.key, upstream_status=200)
         usage = dict(obj.get("usage") or {})
         if target.format != req.format:
             from ridethrough.protocols import translate
@@ -465,6 +460,7 @@ class Executor:
             target.format, req.format, model=target.model,
             client_include_usage=req.client_include_usage, strip_usage=prepared.strip_usage,
             accumulate=req.route.cache.mode != "off" and not req.no_store,
+            classify=target.provider.classify_stream_error,
             view=view_for(req.format) if self._may_continue(req) else None,
         )
         head = await self._read_to_commit(target, upstream, relay, prepared, t0)
@@ -499,7 +495,7 @@ class Executor:
                 except UpstreamError as e:
                     if e.error_class is ErrorClass.IDLE_TIMEOUT and (
                             ft_left <= timeouts.idle or timeout < timeouts.idle):
-                        e.error_class = ErrorClass.FIRST_TOKEN_TIMEOUT
+                        raise e.reclassified(ErrorClass.FIRST_TOKEN_TIMEOUT) from None
                     raise
                 if events is None:
                     ending = relay.end_of_stream()  # an empty answer, complete but unterminated
@@ -510,10 +506,13 @@ class Executor:
                     break
                 for ev in events:
                     head.extend(relay.feed(ev))
-        except BaseException as e:
+        except UpstreamError as e:
             await upstream.aclose()
-            if isinstance(e, UpstreamError) and e.target is None:
-                e.target = target.key
+            if e.target is None:
+                raise e.reclassified(target=target.key) from None
+            raise
+        except BaseException:
+            await upstream.aclose()
             raise
         return head
 
@@ -562,8 +561,9 @@ class Executor:
 
         try:
             try:
-                async for frame in self._rest(target, upstream, relay, verdict):
-                    yield frame
+                async with contextlib.aclosing(self._rest(target, upstream, relay, verdict)) as rest:
+                    async for frame in rest:
+                        yield frame
             except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
                 e = _post_commit_error(raw, target)
                 outcome["ok"] = False
@@ -572,8 +572,9 @@ class Executor:
                 req.attempts.append(AttemptRecord(target.key, f"{e.error_class.value}_after_commit",
                                                   detail=redact_text(e.message, None)[:200]))
                 await upstream.aclose()  # its connection is done with, whatever comes next
-                async for frame in self._continue(req, result, e):
-                    yield frame
+                async with contextlib.aclosing(self._continue(req, result, e)) as more:
+                    async for frame in more:
+                        yield frame
                 if not outcome.get("ok"):
                     e = outcome["error"]  # the last failure (a continuation may have been cut too)
                     etype = "overloaded_error" if e.error_class is ErrorClass.OVERLOADED else "api_error"
@@ -614,20 +615,24 @@ class Executor:
         continuation that fails before its first token is silent (the next is asked); one
         that fails after it is cut again, and continued again, up to ``max_continuations``.
         Sets ``outcome["ok"]`` if the answer was completed; otherwise the caller sends the
-        original error (a refused prefill never masks it)."""
+        last error (a refused prefill never masks it)."""
         view = result.relay.view
         if view is None or self.continuation_targets is None:
             return
         outcome = result.outcome
         cut_target, switches = result.target, 0
-        while switches < self.max_continuations:
+        while True:
+            if switches >= self.max_continuations:
+                self.stream_stats["continuation_failed"] += 1
+                return
             try:
                 cut = view.cut()
             except NotContinuable as why:
                 log.info("%s: not continued after %s: %s", req.request_id, err.error_class.value, why)
                 return
             creq = continuation_request(req, cut, self.clock)
-            for target in order_candidates(self.continuation_targets(req), cut_target, self.no_prefill):
+            for target in order_candidates(self.continuation_targets(req), cut_target,
+                                           self._refusing_prefill()):
                 attempt = await self._continuation_attempt(req, creq, target, view, cut)
                 if attempt is None:
                     continue
@@ -636,20 +641,28 @@ class Executor:
                 breaker = self.board.get(target.key)
                 switches += 1
                 self.stream_stats["continued"] += 1
-                yield encode_comment(f"ridethrough continued-on {target.key} after "
-                                     f"{err.error_class.value} from {cut_target.key}")
-                for frame in head:
-                    yield frame
+                judged = False
 
                 def verdict(breaker: Breaker = breaker, claim: Claim | None = claim) -> None:
+                    nonlocal judged
+                    judged = True
                     outcome["ok"] = True
                     breaker.record_success(claim)
 
+                # From here the claim and the connection are ours until judged or closed,
+                # whatever happens to the client (a disconnect closes this generator at a
+                # yield: the finally below still runs).
                 try:
-                    async for frame in self._rest(target, upstream, relay, verdict):
+                    yield encode_comment(f"ridethrough continued-on {target.key} after "
+                                         f"{err.error_class.value} from {cut_target.key}")
+                    for frame in head:
                         yield frame
+                    async with contextlib.aclosing(self._rest(target, upstream, relay, verdict)) as rest:
+                        async for frame in rest:
+                            yield frame
                 except (UpstreamError, ValueError, KeyError, TypeError, AttributeError) as raw:
                     err = _post_commit_error(raw, target)
+                    judged = True
                     breaker.record_failure(err.error_class.value, claim)
                     req.attempts.append(AttemptRecord(
                         target.key, f"{err.error_class.value}_after_commit", (self.clock() - t0) * 1000,
@@ -657,21 +670,28 @@ class Executor:
                     outcome["error"] = err
                     cut_target = target
                     break
-                except BaseException:
-                    breaker.release(claim)
-                    raise
                 finally:
+                    if not judged:  # the client left: no verdict on the target
+                        breaker.release(claim)
                     await upstream.aclose()
                     self._note_malformed(req, target, relay)
                 req.attempts.append(AttemptRecord(target.key, "ok", (self.clock() - t0) * 1000,
                                                   upstream_request_id=upstream.request_id,
                                                   continuation=True))
                 outcome["continued"] = True
-                outcome["usage"] = relay.splicer.client_usage or None
+                outcome["usage"] = relay.splicer.client_usage or _combined_usage(relay.usage, cut)
                 return
             else:
                 self.stream_stats["continuation_failed"] += 1
-                return  # no target could take it: the caller sends the original error
+                return  # no target could take it: the caller sends the last error
+
+    def _refusing_prefill(self) -> set[str]:
+        """Targets that refused a continuation lately: not asked again for a while (a model
+        may be swapped behind its name, so the lesson expires)."""
+        now = self.clock()
+        for key in [k for k, until in self.no_prefill.items() if until <= now]:
+            del self.no_prefill[key]
+        return set(self.no_prefill)
 
     async def _continuation_attempt(
         self, req: InboundRequest, creq: InboundRequest, target: Target, view: Any, cut: Cut,
@@ -698,6 +718,7 @@ class Executor:
             relay = StreamRelay(target.format, req.format, model=target.model,
                                 client_include_usage=req.client_include_usage,
                                 strip_usage=prepared.strip_usage, accumulate=False,
+                                classify=target.provider.classify_stream_error,
                                 view=copy.deepcopy(view), splicer=splicer_for(view, cut))
             head = await self._read_to_commit(target, upstream, relay, prepared, t0)
         except (ClientError, SpliceMismatch) as e:
@@ -711,11 +732,11 @@ class Executor:
                 # The original request was fine elsewhere: what this target refuses is the
                 # prefill. Learned, logged, never shown (the client's error is the cut's).
                 breaker.release(claim)
-                self.no_prefill.add(target.key)
+                self.no_prefill[target.key] = self.clock() + PREFILL_REFUSAL_TTL_S
                 self.stream_stats["prefill_refused"] += 1
                 log.warning("%s refused a continuation (prefill): %s; not asked again",
                             target.key, redact_text(e.message, None)[:200])
-                req.attempts.append(AttemptRecord(target.key, "prefill_refused", status=e.status,
+                req.attempts.append(AttemptRecord(target.key, "prefill_refused", status=e.upstream_status,
                                                   continuation=True))
                 return None
             err = self._reclassify(e, None)
@@ -724,7 +745,7 @@ class Executor:
             else:
                 breaker.release(claim)
             req.attempts.append(AttemptRecord(
-                target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.status,
+                target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.upstream_status,
                 detail=redact_text(err.message, None)[:200], continuation=True))
             return None
         except BaseException:
@@ -741,17 +762,30 @@ class Executor:
                                               detail=f"{relay.malformed} dropped"))
 
 
+def _combined_usage(upstream_usage: dict[str, Any], cut: Cut) -> dict[str, Any]:
+    """For the access log when the client asked for no usage: the continuation's own count
+    (in its target's words) plus what the client had before the cut."""
+    usage = dict(upstream_usage)
+    for key in ("output_tokens", "completion_tokens"):
+        if isinstance(usage.get(key), int):
+            usage[key] += cut.output_tokens
+    return usage
+
+
 def _post_commit_error(raw: BaseException, target: Target) -> UpstreamError:
-    e = raw if isinstance(raw, UpstreamError) else UpstreamError(
-        ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}")
-    e.target = e.target or target.key
-    return e
+    if isinstance(raw, UpstreamError):
+        return raw if raw.target else raw.reclassified(target=target.key)
+    return UpstreamError(ErrorClass.MALFORMED, f"could not process the stream: {type(raw).__name__}",
+                         target=target.key)
 
 
 def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) -> bool:
-    if prepared is None or not prepared.injected_stream_options or err.status not in (400, 422):
+    """A 400/422 to a request where we added ``stream_options``, not naming another field
+    (``param``): maybe our field was refused. Asked again without it; only a success then
+    proves it, so a refusal of the caller's own field still reaches the caller."""
+    if prepared is None or not prepared.injected_stream_options or err.upstream_status not in (400, 422):
         return False
-    return b"stream_options" in (err.body or b"") or "stream_options" in err.message
+    return err.param is None or err.param.split(".")[0] == "stream_options"
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})

@@ -1,9 +1,8 @@
 """The tiers past the live targets: cached answers, then a clear static answer.
 
-Order of a route's plan (Gateway.serve): cloud targets → exact cache, stale allowed →
-semantic cache → the local model (an ordinary target, tried after the cache because
-yesterday's real answer beats a tiny model's) → the route's static answer. With
-cache mode ``always`` a fresh exact hit is served *before* the live targets. Every cache
+Where they sit in a route's ladder (cloud → cache → local → static) is the plan's
+business: routing/plan.py ``Tier``. With cache mode ``always`` a fresh exact hit is served
+*before* the live targets. Every cache
 call runs on one worker thread so SQLite and the embedding model never block the loop, and
 a cache that fails answers "miss" (the resilience layer must never be the outage).
 """

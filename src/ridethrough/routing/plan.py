@@ -1,4 +1,5 @@
-"""Planning: which targets of a route may serve this request, in which order, and why not.
+"""Planning: which targets of a route may serve this request, in which order, and why not —
+and the tiers a request falls through when they all fail (``plan_route``).
 
 A target is skipped when it cannot carry the request (capability, untranslatable feature),
 when its provider is unavailable (no key), or when its breaker says no. Capability skips are
@@ -84,16 +85,13 @@ def translation_gap(client_fmt: str, target: Target, body: dict) -> str | None:
 def exact_fit(target: Target, client_fmt: str, body: dict, feat: RequestFeatures) -> bool | None:
     """For a target that can count its own tokens (the local model, via llama.cpp's
     tokenizer), whether the prompt fits its window; None where only an estimate exists."""
-    fits = getattr(target.provider, "fits", None)
-    if fits is None:
-        return None
     try:
         messages = body.get("messages") or []
         if client_fmt == "anthropic":
             from ridethrough.protocols import translate
 
             messages = translate.anthropic_to_openai_request(body, target.model).body["messages"]
-        return bool(fits(messages, min(feat.max_output_tokens or 256, 256)))
+        return target.provider.fits(messages, min(feat.max_output_tokens or 256, 256))
     except Exception:  # no tokenizer yet, or an odd request: the estimate decides
         return None
 
@@ -147,3 +145,56 @@ def _usable_last_resort(t: Target, client_fmt: str, body: dict, feat: RequestFea
         return False
     why = board.get(t.key).availability()
     return why is None or why.startswith("breaker")
+
+
+# -- the tiers of a route ------------------------------------------------------------------------
+
+CLOUD, CACHE, LOCAL, STATIC = "cloud", "cache", "local", "static"
+
+
+@dataclass(slots=True)
+class Tier:
+    """One step of the ladder a request goes down until something answers.
+
+    The order is the product's promise: the cloud targets (same model elsewhere, then other
+    models); then a cached answer the clouds gave before — exact (stale allowed), then
+    semantic — because yesterday's real answer to a repeated question beats a small local
+    model's; then the local model, for new questions; then the route's static answer, a
+    clear degraded reply instead of an error. ``plan``: the targets of a live tier.
+    ``remember``: its answers go to the cache (the local model's only where it is the route's
+    own answer: behind clouds it is a stopgap, never to be replayed as if from them).
+    """
+
+    name: str
+    plan: Plan | None = None
+    remember: bool = False
+
+
+@dataclass(slots=True)
+class RoutePlan:
+    tiers: list[Tier]
+    skipped: list[AttemptRecord]
+    capability_only: bool  # no target can carry the request at all: the caller's 4xx
+
+
+def _is_local(t: Target) -> bool:
+    return t.provider.kind == "local"
+
+
+def plan_route(
+    targets: list[Target], client_fmt: str, body: dict, feat: RequestFeatures, stream: bool,
+    board: BreakerBoard, last_resort: Target | None = None,
+) -> RoutePlan:
+    """The route's targets planned (``plan_targets``), split into the ladder of tiers."""
+    plan = plan_targets(targets, client_fmt, body, feat, stream, board, last_resort)
+    cloud, local = plan.split(_is_local)
+    only_local = bool(targets) and all(_is_local(t) for t in targets)
+    return RoutePlan(
+        [Tier(CLOUD, cloud, remember=True), Tier(CACHE), Tier(LOCAL, local, remember=only_local),
+         Tier(STATIC)],
+        plan.skipped, plan.capability_only and not plan.candidates)
+
+
+def live_targets(plan: RoutePlan) -> list[Target]:
+    """Every target of the live tiers, in the order they are tried."""
+    return [t for tier in plan.tiers if tier.plan is not None for t in tier.plan.candidates]

@@ -11,6 +11,7 @@ counted, not fatal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,8 +20,6 @@ from ridethrough.errors import ErrorClass, UpstreamError
 from ridethrough.protocols import anthropic as A
 from ridethrough.protocols import openai as O
 from ridethrough.protocols.sse import DONE, SSEEvent, encode_data, encode_event
-from ridethrough.providers.anthropic import classify_anthropic_event
-from ridethrough.providers.openai import classify_openai_chunk_error
 
 log = logging.getLogger("ridethrough.relay")
 
@@ -37,6 +36,7 @@ class StreamRelay:
         "_acc",
         "_blocks_open",
         "_choices",
+        "_classify",
         "_finished",
         "_model",
         "_stop_reason",
@@ -57,6 +57,7 @@ class StreamRelay:
 
     def __init__(self, upstream_fmt: str, client_fmt: str, *, model: str,
                  client_include_usage: bool, strip_usage: bool, accumulate: bool,
+                 classify: Callable[[dict[str, Any]], UpstreamError],
                  view: Any = None, splicer: Any = None) -> None:
         self.upstream_fmt = upstream_fmt
         self.client_fmt = client_fmt
@@ -70,6 +71,7 @@ class StreamRelay:
         self.usage_seen = False
         self.view = view
         self.splicer = splicer
+        self._classify = classify  # the upstream provider's reading of an in-band error
         self._model = model
         # What "complete by meaning" needs: Anthropic's stop reason with every block closed;
         # OpenAI's finish reason on every choice seen.
@@ -163,7 +165,7 @@ class StreamRelay:
             return []
         name = ev.event or data.get("type")
         if name == "error":
-            raise classify_anthropic_event(data)
+            raise self._classify(data)
         if not self.content_seen and A.is_content_event(name, data):
             self.content_seen = True
         if name == "content_block_start":
@@ -193,7 +195,7 @@ class StreamRelay:
         if data is None:
             return []
         if data.get("error") is not None:
-            raise classify_openai_chunk_error(data)
+            raise self._classify(data)
         if not self.content_seen and O.is_content_chunk(data):
             self.content_seen = True
         for choice in data.get("choices") or ():
@@ -243,11 +245,3 @@ class StreamRelay:
         if self.client_fmt == "anthropic":
             return self.splicer.feed(*item)
         return self.splicer.feed(item)
-
-
-def in_band_error_frame(client_fmt: str, error_type: str, message: str) -> bytes:
-    """How a failure after commit reaches the client: a proper in-band error event."""
-    if client_fmt == "anthropic":
-        return encode_event("error", {"type": "error", "error": {"type": error_type, "message": message}})
-    return encode_data({"error": {"message": message, "type": error_type, "param": None,
-                                  "code": error_type}})

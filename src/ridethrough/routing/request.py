@@ -138,6 +138,11 @@ def _prepare_call(req: InboundRequest, target: Target, inject_usage: bool) -> Pr
             raise UpstreamError(ErrorClass.TRANSLATION, f"untranslatable: {e.reason}",
                                 target=target.key) from None
         out, dropped, translated = t.body, tuple(t.dropped), True
+    if req.continuation and target.caps.prefill and target.format == "openai":
+        # An OpenAI-format server continues a trailing assistant turn only when told to
+        # (vLLM's fields; the local model reads them too; llama.cpp's server ignores them
+        # and continues one anyway). Anthropic continues it by definition.
+        out = {**out, "continue_final_message": True, "add_generation_prompt": False}
     headers = {}
     if target.format == "anthropic":
         for k in ("anthropic-beta", "anthropic-version"):

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ridethrough.errors import RidethroughError
-from ridethrough.health.stats import Bucket
+from ridethrough.store.stats import Bucket
 from ridethrough.store.migrations import migrate
 
 log = logging.getLogger("ridethrough.store")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ridethrough.health.stats import LATENCY_BOUNDS_MS
+from ridethrough.store.stats import LATENCY_BOUNDS_MS
 from ridethrough.health.status import SEVERITY
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ridethrough.config import Thresholds
 from ridethrough.health.samples import attempt_verdict, outcome_label, samples_of
-from ridethrough.health.stats import Bucket, empty_hist, hist_add, hist_percentile
+from ridethrough.store.stats import Bucket, empty_hist, hist_add, hist_percentile
 from ridethrough.health.status import (
     DEGRADED,
     MAINTENANCE,

@@ -59,7 +59,7 @@ def test_anthropic_classify(status, etype, expected):
     body = anthropic_body(etype) if etype else b"<html>bad gateway</html>"
     err = classify_anthropic(status, body, {})
     assert err.error_class is expected
-    assert err.status == status
+    assert err.upstream_status == status
     assert err.provider_type == etype
     assert err.body == body                  # kept: a CLIENT error is passed back verbatim
 
@@ -127,7 +127,7 @@ OPENAI_TABLE = [
 def test_openai_classify(status, body, expected):
     err = classify_openai(status, body, {})
     assert err.error_class is expected
-    assert err.status == status
+    assert err.upstream_status == status
 
 
 def test_openai_retry_after_ms_wins():
@@ -204,3 +204,15 @@ def test_docs_errors_md_matches_the_actions_table():
         assert breaker == ("yes" if action.counts_for_breaker else "no"), cls
         expected_hold = f"{action.hold_down_s / 60:g} min" if action.hold_down_s else "—"
         assert hold == expected_hold, cls
+
+
+@pytest.mark.parametrize("body,param", [
+    (b'{"error": {"message": "Unrecognized request argument supplied: stream_options", '
+     b'"type": "invalid_request_error", "param": null}}', None),
+    (b'{"error": {"message": "bad", "type": "invalid_request_error", "param": "messages"}}', "messages"),
+    (b'{"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"], '
+     b'"msg": "Extra inputs are not permitted"}]}', "stream_options"),
+    (b"not json", None),
+])
+def test_the_field_an_error_names_is_read_from_its_structure(body, param):
+    assert classify_openai(400, body, {}).param == param

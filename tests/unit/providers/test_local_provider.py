@@ -183,7 +183,7 @@ class TestComplete:
         with pytest.raises(UpstreamError) as ei:
             run(provider.complete(call({"messages": CAPITAL, "n": 2})))
         assert ei.value.error_class is ErrorClass.CLIENT
-        assert ei.value.status == 400
+        assert ei.value.upstream_status == 400
         assert orjson.loads(ei.value.body)["error"]["param"] == "n"
 
 

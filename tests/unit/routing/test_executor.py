@@ -25,9 +25,9 @@ from ridethrough.config import (
 from ridethrough.errors import AllAttemptsFailed, ErrorClass, UpstreamError
 from ridethrough.protocols.features import features_of
 from ridethrough.protocols.sse import SSEParser, encode_event
-from ridethrough.providers.anthropic import classify_anthropic
+from ridethrough.providers.anthropic import classify_anthropic, classify_anthropic_event
 from ridethrough.providers.base import ResolvedCapabilities, UpstreamResponse
-from ridethrough.providers.openai import classify_openai
+from ridethrough.providers.openai import classify_openai, classify_openai_chunk_error
 from ridethrough.routing.breaker import BreakerBoard, State
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import FakeClock
@@ -73,7 +73,7 @@ OVERLOADED = events(("error", {"type": "error", "error": {"type": "overloaded_er
 
 
 def err(cls: ErrorClass, status: int = 0, **kw: Any) -> UpstreamError:
-    return UpstreamError(cls, f"scripted {cls.value}", status=status, **kw)
+    return UpstreamError(cls, f"scripted {cls.value}", upstream_status=status, **kw)
 
 
 class Stall:
@@ -154,6 +154,13 @@ class ScriptedProvider:
     def classify(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         return (classify_anthropic if self.format == "anthropic" else classify_openai)(status, body, headers)
 
+    def classify_stream_error(self, data: dict[str, Any]) -> UpstreamError:
+        return (classify_anthropic_event if self.format == "anthropic"
+                else classify_openai_chunk_error)(data)
+
+    def fits(self, messages: Any, max_output: int) -> bool | None:
+        return None
+
     def _next(self, call: Any) -> Any:
         self.calls.append(call)
         step = self.steps.pop(0)
@@ -196,9 +203,16 @@ class World:
                                  random.Random(0), policy=policy, hedge_budget=self.hedge_budget,
                                  slow_call_factor=bcfg.slow_call_factor)
 
-    def target(self, name: str, fmt: str, steps: list[Any], **timeouts: float) -> Target:
+    def target(self, name: str, fmt: str, steps: list[Any], *, prefill: bool = False,
+               **timeouts: float) -> Target:
         provider = ScriptedProvider(name, fmt, steps, self.clock)
-        return Target(provider, "m", Timeouts(**timeouts), ResolvedCapabilities())  # type: ignore[arg-type]
+        return Target(provider, "m", Timeouts(**timeouts),  # type: ignore[arg-type]
+                      ResolvedCapabilities(prefill=prefill))
+
+    def continue_on(self, *targets: Target) -> None:
+        """Mid-stream continuation on for route "r", asking these targets."""
+        self.executor.continuable_routes = {"r"}
+        self.executor.continuation_targets = lambda req: list(targets)
 
     def request(self, fmt: str = "anthropic", *, stream: bool = False,
                 deadline_s: float = 300.0, hedge: bool = True) -> InboundRequest:
@@ -803,3 +817,75 @@ def test_a_backup_refused_as_a_client_error_is_raised_if_nothing_commits():
     with pytest.raises(UpstreamError) as ei:
         w.run(req, [a, b])
     assert ei.value.error_class is C.CLIENT   # the caller's own error, as alone it would be
+
+
+# -- mid-stream continuation -------------------------------------------------------------------
+
+
+def test_a_cut_stream_is_continued_and_the_breakers_are_told():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, None]])
+    b = w.target("b", "anthropic", [[START, TOKEN, END]], prefill=True)
+    w.continue_on(a, b)
+    req = w.request(stream=True)
+    result = w.run(req, [a])
+    frames = b"".join(drain(result))
+    assert result.outcome["ok"] is True and result.outcome["continued"] is True
+    assert frames.count(b"event: message_start") == 1 and b"event: error" not in frames
+    assert b": ridethrough continued-on b/m after truncated from a/m" in frames
+    sent = orjson.loads(b.provider.calls[0].body)
+    assert sent["messages"][-1] == {"role": "assistant", "content": "hel"}
+    assert w.breaker(a).consecutive_failures == 1 and w.breaker(b).consecutive_failures == 0
+    assert a.provider.streams[0].closed and b.provider.streams[0].closed
+
+
+def test_a_client_leaving_during_a_continuation_releases_the_probe_and_the_connection():
+    w = World(breaker={"consecutive_failures": 1, "cooldown_s": 10})
+    a = w.target("a", "anthropic", [[START, TOKEN, None]])
+    b = w.target("b", "anthropic", [[START, TOKEN, Stall(1.0), TOKEN, END]], prefill=True)
+    w.continue_on(a, b)
+    w.breaker(b).record_failure("connect")           # b failed once: its breaker opens
+    assert w.breaker(b).state is State.OPEN
+    w.clock.advance(10)                              # half-open: the next call is b's probe
+    result = w.run(w.request(stream=True), [a])
+
+    async def leave_after_the_switch() -> None:
+        async for frame in result.tail:
+            if frame.startswith(b": ridethrough continued-on"):
+                break
+        await result.tail.aclose()                   # the client went away
+
+    asyncio.run(leave_after_the_switch())
+    assert b.provider.streams[0].closed
+    assert w.breaker(b).availability() is None       # the probe is free again, not held forever
+
+
+def test_a_continuation_cut_again_is_continued_again_up_to_the_limit():
+    w = World()
+    a = w.target("a", "anthropic", [[START, TOKEN, None]])
+    b = w.target("b", "anthropic", [[START, TOKEN, None]] * 3, prefill=True)
+    w.continue_on(a, b)
+    w.executor.max_continuations = 2
+    req = w.request(stream=True)
+    result = w.run(req, [a])
+    frames = drain(result)
+    assert result.outcome["ok"] is False
+    assert frames[-1].startswith(b"event: error")
+    assert len(b.provider.calls) == 2                   # two switches, then the clean error
+    assert w.executor.stream_stats["continuation_failed"] == 1
+    # The second continuation carries all the text the client had: both earlier parts.
+    assert orjson.loads(b.provider.calls[1].body)["messages"][-1]["content"] == "helhel"
+
+
+def test_a_refused_prefill_is_not_asked_again_until_the_lesson_expires():
+    w = World()
+    refusal = err(C.CLIENT, 400)
+    a = w.target("a", "anthropic", [[START, TOKEN, None]] * 3)
+    b = w.target("b", "anthropic", [refusal, refusal], prefill=True)
+    w.continue_on(a, b)
+    for _ in range(2):
+        drain(w.run(w.request(stream=True), [a]))
+    assert len(b.provider.calls) == 1                   # learned after the first refusal
+    w.clock.advance(3601)
+    drain(w.run(w.request(stream=True), [a]))
+    assert len(b.provider.calls) == 2                   # asked again once the lesson expired

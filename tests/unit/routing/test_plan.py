@@ -21,6 +21,9 @@ class StubProvider:
     unavailable_reason: str | None = None
     kind: str = "stub"
 
+    def fits(self, messages: object, max_output: int) -> bool | None:
+        return None  # no tokenizer: the estimate decides
+
 
 def target(name: str, fmt: str = "anthropic", *, unavailable: str | None = None,
            **caps) -> Target:

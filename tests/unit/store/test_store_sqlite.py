@@ -12,7 +12,7 @@ from ridethrough.config import HealthConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
 from ridethrough.health.service import HealthService
-from ridethrough.health.stats import Bucket
+from ridethrough.store.stats import Bucket
 from ridethrough.routing.clock import FakeClock
 from ridethrough.store import SqliteStore, StoreUnavailable
 from ridethrough.store.migrations import MIGRATIONS
