@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ridethrough.store.stats import Bucket, hist_percentile
 from ridethrough.store import SqliteStore
+from ridethrough.store.stats import Bucket, hist_percentile
 
 DAY = 86400
 HOUR = 3600

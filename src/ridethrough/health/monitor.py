@@ -21,7 +21,6 @@ from ridethrough.health.catalog import Catalog, Component
 from ridethrough.health.incidents import IncidentEngine
 from ridethrough.health.samples import Sample, probe_sample, samples_of
 from ridethrough.health.slices import SliceRecorder
-from ridethrough.store.stats import Bucket, add_counts, empty_hist, hist_add, hist_merge
 from ridethrough.health.status import (
     OPERATIONAL,
     judge_route,
@@ -32,6 +31,7 @@ from ridethrough.health.status import (
 )
 from ridethrough.health.windows import Window, WindowStats
 from ridethrough.records import RequestRecord
+from ridethrough.store.stats import Bucket, add_counts, empty_hist, hist_add, hist_merge
 
 log = logging.getLogger("ridethrough.health")
 

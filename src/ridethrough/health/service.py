@@ -32,13 +32,13 @@ from ridethrough.health.monitor import HealthMonitor
 from ridethrough.health.probes import Prober
 from ridethrough.health.reader import History, PageInfo
 from ridethrough.health.shared import SharedHealth, SharedIdentity
-from ridethrough.store.stats import Bucket
 from ridethrough.health.store_health import StoreHealth
 from ridethrough.health.tasks import cancel_and_wait
 from ridethrough.health.upstream import UpstreamPoller, UpstreamView
 from ridethrough.health.view import HealthView
 from ridethrough.health.webhooks import Notifier
 from ridethrough.store import SqliteStore, StoreUnavailable
+from ridethrough.store.stats import Bucket
 
 log = logging.getLogger("ridethrough.health")
 PRUNE_EVERY_S = 3600.0

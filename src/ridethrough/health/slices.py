@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ridethrough.health.samples import Sample
+from ridethrough.health.windows import WindowStats
 from ridethrough.store.stats import (
     add_counts,
     empty_hist,
@@ -26,7 +27,6 @@ from ridethrough.store.stats import (
     hist_merge,
     hist_percentile,
 )
-from ridethrough.health.windows import WindowStats
 
 KEEP_UNSENT_S = 60  # a worker keeps its own slices this long (late samples still merge)
 

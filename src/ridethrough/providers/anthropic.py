@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ridethrough.config import DEFAULT_BASE_URLS, ProviderConfig
+from ridethrough.config import DEFAULT_BASE_URLS, Format, ProviderConfig
 from ridethrough.errors import ErrorClass, UpstreamError
 from ridethrough.protocols.anthropic import accepts_prefill
 from ridethrough.providers.base import ResolvedCapabilities
@@ -82,7 +82,7 @@ def classify_anthropic_event(data: object) -> UpstreamError:
 
 class AnthropicProvider(HttpProvider):
     kind = "anthropic"
-    format = "anthropic"
+    format: Format = "anthropic"
     chat_path = "/v1/messages"
     default_caps = ResolvedCapabilities(json_mode=False, context_window=200_000)
 

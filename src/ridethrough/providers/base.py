@@ -7,6 +7,7 @@ whole life. Errors leave it already classified as ``UpstreamError`` with an ``Er
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,15 +28,11 @@ class ResolvedCapabilities:
     prefill: bool = False          # continues a trailing assistant message (config.Capabilities)
 
     def merged(self, *overrides: Capabilities) -> ResolvedCapabilities:
-        values = {
-            "tools": self.tools, "images": self.images, "streaming": self.streaming,
-            "json_mode": self.json_mode, "context_window": self.context_window,
-            "system_messages": self.system_messages, "prefill": self.prefill,
-        }
+        """These capabilities with each override's declared (non-null) values on top."""
+        values: dict[str, Any] = {}
         for o in overrides:
-            for k, v in o.model_dump(exclude_none=True).items():
-                values[k] = v
-        return ResolvedCapabilities(**values)
+            values.update(o.model_dump(exclude_none=True))
+        return dataclasses.replace(self, **values)
 
 
 class CallDeadline(Protocol):

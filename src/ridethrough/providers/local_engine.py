@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ridethrough.errors import ErrorClass, UpstreamError
 
@@ -140,7 +140,9 @@ class LocalEngine:
         if continue_final and len(normalized) > 1 and normalized[-1]["role"] == "assistant":
             prefill = normalized.pop()["content"]
         try:
-            result = self._formatter(messages=normalized)
+            # llama-cpp-python types messages as TypedDicts; plain {role, content} is what
+            # they are at run time.
+            result = self._formatter(messages=cast(Any, normalized))
         except UpstreamError:
             raise
         except Exception as e:

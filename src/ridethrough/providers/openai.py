@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ridethrough.config import DEFAULT_BASE_URLS, ProviderConfig
+from ridethrough.config import DEFAULT_BASE_URLS, Format, ProviderConfig
 from ridethrough.errors import ErrorClass, UpstreamError
 from ridethrough.providers.base import ResolvedCapabilities
 from ridethrough.providers.headers import parse_retry_after
@@ -99,7 +99,7 @@ def classify_openai_chunk_error(data: dict[str, Any]) -> UpstreamError:
 
 class OpenAIProvider(HttpProvider):
     kind = "openai"
-    format = "openai"
+    format: Format = "openai"
     chat_path = "/chat/completions"
     default_caps = ResolvedCapabilities(context_window=128_000)
 

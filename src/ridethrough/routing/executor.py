@@ -21,7 +21,7 @@ import copy
 import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -517,7 +517,7 @@ class Executor:
         return head
 
     async def _rest(self, target: Target, upstream: UpstreamStream, relay: StreamRelay,
-                    verdict: Callable[[], None]) -> AsyncIterator[bytes]:
+                    verdict: Callable[[], None]) -> AsyncGenerator[bytes, None]:
         """The frames after the commit point, to the stream's end: its terminator, or the
         upstream closing on an answer complete by meaning. ``verdict`` runs before the last
         frames leave: a client that has read the end of its stream must find the breaker
@@ -609,7 +609,7 @@ class Executor:
         return not (isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled"))
 
     async def _continue(self, req: InboundRequest, result: StreamResult,
-                        err: UpstreamError) -> AsyncIterator[bytes]:
+                        err: UpstreamError) -> AsyncGenerator[bytes, None]:
         """After a committed stream died: ask a target that takes a prefill to continue the
         answer from the text the client has, and splice its stream into the client's. A
         continuation that fails before its first token is silent (the next is asked); one
@@ -637,7 +637,9 @@ class Executor:
                 if attempt is None:
                     continue
                 upstream, relay, head, claim, t0 = attempt
+                assert relay.view is not None and relay.splicer is not None
                 view = relay.view  # what the client has now includes this stream's head
+                splicer = relay.splicer
                 breaker = self.board.get(target.key)
                 switches += 1
                 self.stream_stats["continued"] += 1
@@ -679,7 +681,7 @@ class Executor:
                                                   upstream_request_id=upstream.request_id,
                                                   continuation=True))
                 outcome["continued"] = True
-                outcome["usage"] = relay.splicer.client_usage or _combined_usage(relay.usage, cut)
+                outcome["usage"] = splicer.client_usage or _combined_usage(relay.usage, cut)
                 return
             else:
                 self.stream_stats["continuation_failed"] += 1

@@ -103,7 +103,7 @@ class Tiers:
 
     async def _lookup(self, req: InboundRequest, *, allow_stale: bool,
                       semantic: bool) -> FallbackResult | None:
-        if not self._usable(req):
+        if not self._usable(req) or self.cache is None:
             return None
         entry = await self._call(self.cache.lookup, req.route_name, req.route.cache, req.format,
                                  req.body, req.key_id, allow_stale=allow_stale,
@@ -120,6 +120,7 @@ class Tiers:
         return None
 
     async def _semantic(self, req: InboundRequest, allow_stale: bool) -> Any:
+        assert self.cache is not None  # _lookup checked
         return await self._call(self.cache.lookup_semantic, req.route_name, req.route.semantic_cache,
                                 req.route.cache, req.format, req.body, req.key_id,
                                 allow_stale=allow_stale, default_max_tokens=req.route.default_max_tokens)
@@ -184,7 +185,7 @@ class Tiers:
         return self._pool.submit(store_and_embed)
 
     def _store_batch(self, batch: list[tuple[InboundRequest, dict[str, Any]]]) -> None:
-        if not batch:
+        if not batch or self.cache is None:
             return
         try:
             self.cache.store_many([

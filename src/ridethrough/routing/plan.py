@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ridethrough.config import Timeouts
 from ridethrough.errors import AttemptRecord
@@ -70,7 +71,7 @@ def capability_gap(caps: ResolvedCapabilities, feat: RequestFeatures, stream: bo
     return None
 
 
-def translation_gap(client_fmt: str, target: Target, body: dict) -> str | None:
+def translation_gap(client_fmt: str, target: Target, body: dict[str, Any]) -> str | None:
     if target.format == client_fmt:
         return None
     from ridethrough.protocols import translate
@@ -82,7 +83,7 @@ def translation_gap(client_fmt: str, target: Target, body: dict) -> str | None:
     return f"untranslatable:{reason}" if reason else None
 
 
-def exact_fit(target: Target, client_fmt: str, body: dict, feat: RequestFeatures) -> bool | None:
+def exact_fit(target: Target, client_fmt: str, body: dict[str, Any], feat: RequestFeatures) -> bool | None:
     """For a target that can count its own tokens (the local model, via llama.cpp's
     tokenizer), whether the prompt fits its window; None where only an estimate exists."""
     try:
@@ -97,7 +98,7 @@ def exact_fit(target: Target, client_fmt: str, body: dict, feat: RequestFeatures
 
 
 def plan_targets(
-    targets: list[Target], client_fmt: str, body: dict, feat: RequestFeatures, stream: bool,
+    targets: list[Target], client_fmt: str, body: dict[str, Any], feat: RequestFeatures, stream: bool,
     board: BreakerBoard, last_resort: Target | None = None,
 ) -> Plan:
     plan = Plan()
@@ -135,7 +136,7 @@ def plan_targets(
     return plan
 
 
-def _usable_last_resort(t: Target, client_fmt: str, body: dict, feat: RequestFeatures,
+def _usable_last_resort(t: Target, client_fmt: str, body: dict[str, Any], feat: RequestFeatures,
                         stream: bool, board: BreakerBoard) -> bool:
     """The last resort skips only its breaker: a drained or held-down one, one without its key,
     or one that cannot carry the request is no resort at all."""
@@ -182,7 +183,7 @@ def _is_local(t: Target) -> bool:
 
 
 def plan_route(
-    targets: list[Target], client_fmt: str, body: dict, feat: RequestFeatures, stream: bool,
+    targets: list[Target], client_fmt: str, body: dict[str, Any], feat: RequestFeatures, stream: bool,
     board: BreakerBoard, last_resort: Target | None = None,
 ) -> RoutePlan:
     """The route's targets planned (``plan_targets``), split into the ladder of tiers."""

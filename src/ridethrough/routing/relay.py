@@ -19,6 +19,8 @@ import orjson
 from ridethrough.errors import ErrorClass, UpstreamError
 from ridethrough.protocols import anthropic as A
 from ridethrough.protocols import openai as O
+from ridethrough.protocols.accumulate import AnthropicAccumulator, OpenAIAccumulator
+from ridethrough.protocols.splice import AnthropicSplicer, AnthropicView, OpenAISplicer, OpenAIView
 from ridethrough.protocols.sse import DONE, SSEEvent, encode_data, encode_event
 
 log = logging.getLogger("ridethrough.relay")
@@ -58,7 +60,8 @@ class StreamRelay:
     def __init__(self, upstream_fmt: str, client_fmt: str, *, model: str,
                  client_include_usage: bool, strip_usage: bool, accumulate: bool,
                  classify: Callable[[dict[str, Any]], UpstreamError],
-                 view: Any = None, splicer: Any = None) -> None:
+                 view: AnthropicView | OpenAIView | None = None,
+                 splicer: AnthropicSplicer | OpenAISplicer | None = None) -> None:
         self.upstream_fmt = upstream_fmt
         self.client_fmt = client_fmt
         self.client_include_usage = client_include_usage
@@ -88,11 +91,9 @@ class StreamRelay:
             else:
                 self._translator = translate.AnthropicToOpenAIStream(
                     model, include_usage=client_include_usage)
-        self._acc: Any = None
+        self._acc: AnthropicAccumulator | OpenAIAccumulator | None = None
         if accumulate:
-            from ridethrough.protocols import accumulate as acc
-
-            self._acc = acc.AnthropicAccumulator() if client_fmt == "anthropic" else acc.OpenAIAccumulator()
+            self._acc = AnthropicAccumulator() if client_fmt == "anthropic" else OpenAIAccumulator()
 
     # -- the entry points --------------------------------------------------------------------
 
@@ -219,29 +220,30 @@ class StreamRelay:
             items = [out for item in items for out in self._splice(item)]
             raw = None
         out: list[bytes] = []
-        anthropic = self.client_fmt == "anthropic"
-        for item in items:
-            if anthropic:
-                name, data = item
-                if self.view is not None:
-                    self.view.observe(name, data)
-                if self._acc is not None:
-                    self._acc.feed(name, data)
+        view, acc = self.view, self._acc
+        if self.client_fmt == "anthropic":
+            for name, data in items:
+                if isinstance(view, AnthropicView):
+                    view.observe(name, data)
+                if isinstance(acc, AnthropicAccumulator):
+                    acc.feed(name, data)
                 out.append(raw if raw is not None else encode_event(name, data))
-                continue
-            if self.view is not None:
-                self.view.observe(item)
+            return out
+        for item in items:
+            if isinstance(view, OpenAIView):
+                view.observe(item)
             if item == DONE:
-                if self._acc is not None:
-                    self._acc.done()
+                if isinstance(acc, OpenAIAccumulator):
+                    acc.done()
                 out.append(raw if raw is not None else encode_data(DONE))
             else:
-                if self._acc is not None:
-                    self._acc.feed(item)
+                if isinstance(acc, OpenAIAccumulator):
+                    acc.feed(item)
                 out.append(raw if raw is not None else encode_data(item))
         return out
 
     def _splice(self, item: Any) -> list[Any]:
-        if self.client_fmt == "anthropic":
-            return self.splicer.feed(*item)
+        if isinstance(self.splicer, AnthropicSplicer):
+            return list(self.splicer.feed(*item))
+        assert self.splicer is not None
         return self.splicer.feed(item)

@@ -143,7 +143,7 @@ def _prepare_call(req: InboundRequest, target: Target, inject_usage: bool) -> Pr
         # (vLLM's fields; the local model reads them too; llama.cpp's server ignores them
         # and continues one anyway). Anthropic continues it by definition.
         out = {**out, "continue_final_message": True, "add_generation_prompt": False}
-    headers = {}
+    headers: dict[str, str] = {}
     if target.format == "anthropic":
         for k in ("anthropic-beta", "anthropic-version"):
             if k in req.headers and req.format == "anthropic":

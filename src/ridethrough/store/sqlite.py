@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import orjson
 
 from ridethrough.errors import RidethroughError
-from ridethrough.store.stats import Bucket
 from ridethrough.store.migrations import migrate
+from ridethrough.store.stats import Bucket
 
 log = logging.getLogger("ridethrough.store")
 T = TypeVar("T")

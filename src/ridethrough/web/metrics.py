@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ridethrough.store.stats import LATENCY_BOUNDS_MS
 from ridethrough.health.status import SEVERITY
+from ridethrough.store.stats import LATENCY_BOUNDS_MS
 
 if TYPE_CHECKING:
     from ridethrough.health.reader import HealthReader

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ridethrough.config import Thresholds
 from ridethrough.health.samples import attempt_verdict, outcome_label, samples_of
-from ridethrough.store.stats import Bucket, empty_hist, hist_add, hist_percentile
 from ridethrough.health.status import (
     DEGRADED,
     MAINTENANCE,
@@ -17,6 +16,7 @@ from ridethrough.health.status import (
     page_indicator,
 )
 from ridethrough.health.windows import Window
+from ridethrough.store.stats import Bucket, empty_hist, hist_add, hist_percentile
 from support.health_records import all_failed, failover, ok, record, skipped_then
 
 A, O = "anthropic/claude", "openai/gpt-4o"

@@ -12,10 +12,10 @@ from ridethrough.config import HealthConfig
 from ridethrough.gateway import Gateway
 from ridethrough.health import attach
 from ridethrough.health.service import HealthService
-from ridethrough.store.stats import Bucket
 from ridethrough.routing.clock import FakeClock
 from ridethrough.store import SqliteStore, StoreUnavailable
 from ridethrough.store.migrations import MIGRATIONS
+from ridethrough.store.stats import Bucket
 from ridethrough.web import page
 from support.health_records import failover, ok, simulated_config
 
