@@ -24,7 +24,6 @@ from ridethrough.api.body import read_json
 from ridethrough.api.errors import render_error
 from ridethrough.errors import (
     AllAttemptsFailed,
-    AttemptRecord,
     AuthenticationFailed,
     ClientError,
     NoTargetCanServe,
@@ -176,10 +175,7 @@ def _respond_fallback(gw: Gateway, req: InboundRequest, result: FallbackResult) 
     """A cached or static answer, as JSON or as a proper stream in the client's format."""
     h = {"x-request-id": req.request_id, **_ridethrough_headers(gw, req, result.served_by),
          **result.headers}
-    gw.emit(RequestRecord(
-        req.request_id, req.route_name, req.format, req.stream, 200, "ok", req.attempts,
-        served_by=result.served_by, tier=result.tier, ms=(gw.clock() - req.started_at) * 1000,
-        key_id=req.key_id))
+    _emit(gw, req, "ok", served_by=result.served_by, tier=result.tier)
     if not req.stream:
         return Response(orjson.dumps(result.obj), media_type="application/json", headers=h)
     frames = _fallback_frames(req, result)
@@ -197,10 +193,7 @@ def _respond_json(gw: Gateway, req: InboundRequest, result: JsonResult) -> Respo
     h.update(_degraded(result))
     h["x-request-id"] = req.request_id
     h.update(_upstream_id_headers(req, result))
-    gw.emit(RequestRecord(
-        req.request_id, req.route_name, req.format, False, 200, "ok", req.attempts,
-        served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000,
-        usage=result.usage, key_id=req.key_id))
+    _emit(gw, req, "ok", served_by=result.target.key, usage=result.usage)
     return _JsonAnswer(result.body, h)
 
 
@@ -318,10 +311,8 @@ async def _pipe(gw: Gateway, req: InboundRequest, result: StreamResult, *,
         ok = result.outcome.get("ok", False)
         cancelled = result.outcome.get("cancelled") or "error" not in result.outcome
         outcome = "ok" if ok else ("cancelled" if cancelled else "stream_error")
-        gw.emit(RequestRecord(
-            req.request_id, req.route_name, req.format, True, 200, outcome, req.attempts,
-            served_by=result.target.key, ms=(gw.clock() - req.started_at) * 1000, ttft_ms=ttft,
-            usage=dict(result.outcome.get("usage") or result.relay.usage), key_id=req.key_id))
+        _emit(gw, req, outcome, served_by=result.target.key, ttft_ms=ttft,
+              usage=dict(result.outcome.get("usage") or result.relay.usage))
 
 
 async def _keepalive_then_pipe(gw: Gateway, req: InboundRequest, task: asyncio.Future[Any],
@@ -370,8 +361,19 @@ def _late_error_frame(req: InboundRequest, e: RidethroughError) -> bytes:
 
 def _emit_failure(gw: Gateway, req: InboundRequest | None, e: RidethroughError, status: int,
                   started: float, fmt: str, request_id: str) -> None:
-    attempts: list[AttemptRecord] = req.attempts if req is not None else []
     outcome = "error" if isinstance(e, AllAttemptsFailed) else "client_error"
-    gw.emit(RequestRecord(
-        request_id, req.route_name if req else "", fmt, bool(req and req.stream), status, outcome,
-        attempts, ms=(gw.clock() - started) * 1000, key_id=req.key_id if req else None))
+    if req is not None:
+        _emit(gw, req, outcome, status=status)
+        return
+    # Refused before it was read (authentication, the body): no route, no attempts.
+    gw.emit(RequestRecord(request_id, "", fmt, False, status, outcome, [],
+                          ms=(gw.clock() - started) * 1000))
+
+
+def _emit(gw: Gateway, req: InboundRequest, outcome: str, *, status: int = 200,
+          **detail: Any) -> None:
+    """The one access-log record of a request that was read: what happened, who served it,
+    how long it took (``detail``: served_by, tier, ttft_ms, usage)."""
+    gw.emit(RequestRecord(req.request_id, req.route_name, req.format, req.stream, status, outcome,
+                          req.attempts, ms=(gw.clock() - req.started_at) * 1000,
+                          key_id=req.key_id, **detail))
