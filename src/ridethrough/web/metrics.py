@@ -13,7 +13,8 @@ truly per process — breaker state, store health — carries a ``worker`` label
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ridethrough.health.status import SEVERITY
 from ridethrough.store.stats import LATENCY_BOUNDS_MS
@@ -59,7 +60,38 @@ def _histogram(o: _Out, name: str, hists: dict[str, list[int]], sums: dict[str, 
         o.sample(f"{name}_count", running, **{label: key})
 
 
-def render(svc: HealthReader, view: HealthView | None = None) -> str:
+def _cache(o: _Out, stats: Mapping[str, Any]) -> None:
+    """This process's response cache (``ResponseCache.stats()``): per process, like breakers."""
+    o.family("ridethrough_cache_lookups_total", "counter",
+             "Exact cache lookups by result (per process).")
+    for result, key in (("hit", "hits"), ("stale_hit", "stale_hits"), ("miss", "misses")):
+        o.sample("ridethrough_cache_lookups_total", stats.get(key, 0), result=result)
+    o.family("ridethrough_semantic_lookups_total", "counter",
+             "Semantic cache lookups by result (per process).")
+    for result, key in (("hit", "semantic_hits"), ("miss", "semantic_misses")):
+        o.sample("ridethrough_semantic_lookups_total", stats.get(key, 0), result=result)
+    o.family("ridethrough_semantic_rejections_total", "counter",
+             "Semantic candidates above the threshold vetoed, by guard (per process).")
+    for guard, n in sorted((stats.get("semantic_rejections") or {}).items()):
+        o.sample("ridethrough_semantic_rejections_total", n, guard=guard)
+    o.family("ridethrough_semantic_embeddings_total", "counter",
+             "Stored questions embedded in the background, or dropped because its queue was "
+             "full (per process).")
+    o.sample("ridethrough_semantic_embeddings_total", stats.get("semantic_embedded", 0),
+             result="embedded")
+    o.sample("ridethrough_semantic_embeddings_total", stats.get("semantic_embed_dropped", 0),
+             result="dropped")
+    o.family("ridethrough_semantic_embed_queued", "gauge",
+             "Stored questions waiting to be embedded (per process).")
+    o.sample("ridethrough_semantic_embed_queued", stats.get("semantic_embed_queued", 0))
+    o.family("ridethrough_semantic_available", "gauge",
+             "1 if the semantic cache's embedder works (per process).")
+    o.sample("ridethrough_semantic_available", int(bool(stats.get("semantic_available"))))
+
+
+def render(svc: HealthReader, view: HealthView | None = None, *,
+           cache: Mapping[str, Any] | None = None) -> str:
+    """The exposition; ``cache`` is this process's ``ResponseCache.stats()``, if it has one."""
     view = view if view is not None else svc.view()
     t, o = view.totals, _Out()
     o.family("ridethrough_requests_total", "counter", "Requests by route, outcome and answer tier.")
@@ -140,4 +172,6 @@ def render(svc: HealthReader, view: HealthView | None = None) -> str:
     if view.workers is not None:
         o.family("ridethrough_workers", "gauge", "Worker processes serving this gateway now.")
         o.sample("ridethrough_workers", sum(1 for w in view.workers if w["live"]))
+    if cache is not None:
+        _cache(o, cache)
     return "\n".join(o.lines) + "\n"
