@@ -37,7 +37,7 @@ import orjson
 
 from ridethrough.config import CacheConfig, SemanticCacheConfig
 
-from .disclosure import redact_question
+from .disclosure import question_visible, redact_question
 from .entry import CacheEntry
 from .guards import fingerprint
 from .keys import canonical_request, request_key, scope_of, semantic_query
@@ -186,8 +186,9 @@ class ResponseCache:
         self._count("semantic_hits")
         with self._lock:
             self._touched[candidate.id] = now
-        # A shared scope's question may be another caller's: not ours to show.
-        question = candidate.question if candidate.scope != "shared" else None
+        # Only a named key's own question is shown: a shared scope's, or the one scope every
+        # caller of a gateway without keys falls into, may be another caller's.
+        question = candidate.question if question_visible(candidate.scope) else None
         return CacheEntry(obj, candidate.fmt, candidate.stored_at, "semantic", similarity,
                           stale=now - candidate.stored_at > cfg.ttl_s, question=question)
 

@@ -125,8 +125,8 @@ class MiniLMEmbedder:
 class SemanticIndex:
     """Embeds questions and picks the best guarded match among stored candidates.
 
-    ``strict_threshold`` applies when the two questions differ by swapping one or two content
-    words (see ``guards``). ``max_words``/``max_chars`` keep texts inside what the model reads
+    ``strict_threshold`` applies when the two questions differ by swapping content words,
+    however many (see ``guards``). ``max_words``/``max_chars`` keep texts inside what the model reads
     (MiniLM truncates at 256 word pieces): two long prompts differing past the cut would
     otherwise score 1.0.
     """

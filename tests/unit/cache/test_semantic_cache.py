@@ -19,6 +19,7 @@ from ridethrough.cache import (
     ResponseCache,
     SemanticIndex,
 )
+from ridethrough.cache.disclosure import match_header
 from ridethrough.cache.semantic import bundled_model_dir
 from ridethrough.config import CacheConfig, SemanticCacheConfig
 
@@ -97,7 +98,6 @@ def similarity(index: SemanticIndex, a: str, b: str) -> float:
 @pytest.mark.parametrize("stored, asked", [
     ("How do I reset my password?", "How can I reset my password?"),
     ("What's the capital of France?", "What is the capital city of France?"),
-    ("Is aspirin safe during pregnancy?", "Is aspirin safe to take while pregnant?"),
     ("What is the return policy?", "What's your return policy?"),
     ("How do I reset my password?", "how do i reset my password"),
 ])
@@ -151,6 +151,18 @@ def test_paraphrase_inside_the_same_conversation(cache: ResponseCache) -> None:
      "contrast:antonym"),
     ("Email me at bob@example.com about the invoice",
      "Email me at rob@example.com about the invoice", "literals"),
+    # Three or more words swapped in a long question keep the similarity above 0.92.
+    ("What is the usual dose of amoxicillin for an adult with a chest infection, taken as "
+     "capsules by mouth?",
+     "What is the usual dose of amoxicillin for an adult with a chest infection, given as "
+     "intravenous hospital infusion?", "substitution"),
+    ("In Python, how do I sort a list of dictionaries by a key, in place, keeping the original "
+     "order for ties, using the built-in sorted function?",
+     "In Python, how do I sort a list of dictionaries by a key, in place, keeping the original "
+     "order for ties, using the numpy argsort routine?", "substitution"),
+    # The price of that rule: a true paraphrase that swaps words is a miss too (0.948).
+    ("Is aspirin safe during pregnancy?", "Is aspirin safe to take while pregnant?",
+     "substitution"),
 ])
 def test_near_miss_above_threshold_is_rejected_by_a_guard(
     cache: ResponseCache, index: SemanticIndex, stored: str, asked: str, guard: str
@@ -242,6 +254,31 @@ def test_fallback_only_serves_stale_but_always_mode_only_fresh(cache: ResponseCa
     assert recall(cache, ask("How can I reset my password?")) is None
 
 
+# -- whose question the header may name ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("share, key_id, shown", [
+    (False, "team-a", True),    # a named key sees its own question
+    (True, "team-a", False),    # share_across_keys: it may be another key's
+    (False, None, False),       # no gateway keys: every caller is "anonymous"
+    (True, None, False),
+])
+def test_the_matched_question_is_named_only_to_the_key_that_asked_it(
+        index: SemanticIndex, clock: Clock, share: bool, key_id: str | None, shown: bool) -> None:
+    cfg = CacheConfig(ttl_s=60.0, stale_ttl_s=600.0, share_across_keys=share)
+    cache = ResponseCache(None, clock=clock, semantic=index)
+    cache.store(ROUTE, cfg, "anthropic", ask("How do I reset my password?"), key_id,
+                answer("cached answer"), "anthropic", semantic=SCFG)
+    hit = cache.lookup_semantic(ROUTE, SCFG, cfg, "anthropic", ask("How can I reset my password?"),
+                                key_id)
+    assert hit is not None and hit.similarity is not None
+    assert hit.question == ("How do I reset my password?" if shown else None)
+    header = match_header(hit.question, hit.similarity)
+    assert ("question=" in header) is shown
+    if not shown:
+        assert header == f"similarity={hit.similarity:.3f}"
+
+
 def test_disabled_semantic_config_is_never_consulted(cache: ResponseCache) -> None:
     remember(cache, ask("How do I reset my password?"))
     assert recall(cache, ask("How do I reset my password?"),
@@ -251,10 +288,10 @@ def test_disabled_semantic_config_is_never_consulted(cache: ResponseCache) -> No
 def test_vectors_live_in_the_file_beside_the_entry(tmp_path: Path, index: SemanticIndex,
                                                    clock: Clock) -> None:
     first = ResponseCache(tmp_path / "cache.db", clock=clock, semantic=index)
-    remember(first, ask("How do I reset my password?"))
+    remember(first, ask("How do I reset my password?"), key_id="team-a")
     first.close()
     second = ResponseCache(tmp_path / "cache.db", clock=clock, semantic=index)
-    hit = recall(second, ask("How can I reset my password?"))
+    hit = recall(second, ask("How can I reset my password?"), key_id="team-a")
     assert hit is not None and hit.question == "How do I reset my password?"  # for the header
     second.close()
 

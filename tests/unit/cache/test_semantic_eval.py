@@ -1,9 +1,13 @@
-"""The semantic cache's evaluation set (bench/semantic): zero wrong answers at the defaults.
+"""The semantic cache's evaluation sets (bench/semantic): zero wrong answers at the defaults.
 
 Runs the same harness as `.venv/bin/python bench/semantic/eval.py`, through the real
 all-MiniLM-L6-v2 model and the gateway's own checker. A wrong answer here is a user served the
 answer to another question; the recall floor is the measured figure (docs/semantic-cache.md)
 less a margin, so a change that quietly stops serving paraphrases fails too.
+
+All three sets are held to zero wrong answers: main (tuned on), heldout (provenance not
+provable, see eval.py) and heldout2 (the reviewer's near-misses, first measured after the
+substitution fix, zero then). heldout2 has no same-meaning pair, so no recall floor.
 """
 
 from __future__ import annotations
@@ -19,22 +23,30 @@ sys.path.insert(0, str(SEMANTIC))
 import eval as semantic_eval  # noqa: E402
 
 RECALL_FLOOR = {"main": 0.65, "heldout": 0.55}
+SETS = ["main", "heldout", "heldout2"]
 
 
 @pytest.fixture(scope="module")
 def reports() -> dict[str, semantic_eval.SetReport]:
-    return {r.name: r for r in semantic_eval.run(["main", "heldout"])}
+    return {r.name: r for r in semantic_eval.run(SETS)}
 
 
-@pytest.mark.parametrize("name", ["main", "heldout"])
+@pytest.mark.parametrize("name", SETS)
 def test_no_wrong_answer_at_the_default_settings(reports, name: str) -> None:
     report = reports[name]
     assert report.wrong_served == 0, report.wrong
 
 
-@pytest.mark.parametrize("name", ["main", "heldout"])
+@pytest.mark.parametrize("name", sorted(RECALL_FLOOR))
 def test_paraphrases_are_still_served(reports, name: str) -> None:
-    assert reports[name].recall >= RECALL_FLOOR[name], reports[name].missed
+    recall = reports[name].recall
+    assert recall is not None and recall >= RECALL_FLOOR[name], reports[name].missed
+
+
+def test_the_second_held_out_set_is_the_reviewers_near_misses(reports) -> None:
+    heldout2 = reports["heldout2"]
+    assert heldout2.pairs == 26 and heldout2.same_pairs == 0 and heldout2.recall is None
+    assert heldout2.rejections.get("substitution", 0) >= 4
 
 
 def test_the_sets_are_large_and_cover_the_hard_negatives(reports) -> None:

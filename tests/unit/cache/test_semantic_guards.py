@@ -68,6 +68,28 @@ def test_substitution_passes_only_above_the_strict_threshold() -> None:
     assert verdict(a, b, similarity=0.95) == "substitution"
 
 
+@pytest.mark.parametrize("a, b, similarity", [
+    # The reviewer's pairs (bench/semantic/heldout2.txt), served before the rule counted any
+    # number of swapped words: a long shared question keeps the similarity above 0.92.
+    ("What is the usual dose of amoxicillin for an adult with a chest infection, taken as "
+     "capsules by mouth?",
+     "What is the usual dose of amoxicillin for an adult with a chest infection, given as "
+     "intravenous hospital infusion?", 0.922),
+    ("In Python, how do I sort a list of dictionaries by a key, in place, keeping the original "
+     "order for ties, using the built-in sorted function?",
+     "In Python, how do I sort a list of dictionaries by a key, in place, keeping the original "
+     "order for ties, using the numpy argsort routine?", 0.932),
+    # Not tied to those words: any phrase of content words swapped for another.
+    ("Summarize the quarterly report for the sales team in the Berlin office",
+     "Summarize the quarterly report for the legal department of the Berlin office", 0.95),
+])
+def test_a_substitution_of_any_number_of_words_needs_the_strict_threshold(
+        a: str, b: str, similarity: float) -> None:
+    assert verdict(a, b, similarity=similarity) == "substitution"
+    assert verdict(b, a, similarity=similarity) == "substitution"
+    assert verdict(a, b, similarity=0.995) is None
+
+
 def test_below_threshold_is_vetoed_first() -> None:
     assert verdict("a question", "a question", similarity=0.5) == "threshold"
 
