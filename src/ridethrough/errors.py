@@ -148,9 +148,13 @@ class UpstreamError(RidethroughError):
         provider_type: str | None = None,
         retry_after: float | None = None,
         body: bytes | None = None,
-        param: str | None = None,
+        fields: tuple[str, ...] = (),
     ):
-        super().__init__(message, target=target, param=param)
+        # ``fields``: the request fields the upstream's error names, read from its structure
+        # (OpenAI's ``error.param``, a FastAPI/pydantic 422's ``detail[].loc``); ``param`` is
+        # the first, as on every ridethrough error.
+        super().__init__(message, target=target, param=fields[0] if fields else None)
+        self.fields = fields
         self.error_class = error_class
         self.upstream_status = upstream_status
         if error_class is ErrorClass.CLIENT:
@@ -173,7 +177,7 @@ class UpstreamError(RidethroughError):
             error_class or self.error_class, self.message if message is None else message,
             target=self.target if target is None else target, upstream_status=self.upstream_status,
             provider_type=self.provider_type, retry_after=self.retry_after, body=self.body,
-            param=self.param)
+            fields=self.fields)
 
 
 @dataclass(slots=True)

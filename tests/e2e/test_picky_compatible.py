@@ -2,7 +2,10 @@
 self-hosted servers do: ridethrough's own ``stream_options`` (added so it can count a
 stream's usage) must not turn into a 400 for the caller.
 
-The server is a tiny aiohttp app on loopback; the caller is the official openai SDK.
+The server is a tiny aiohttp app on loopback; the caller is the official openai SDK. It
+refuses in the two structured shapes such servers use — OpenAI's ``error.param`` naming one
+field, and FastAPI/pydantic's 422 listing every field in ``detail[].loc`` — and ridethrough
+reads the field from that structure, never from the message's wording.
 """
 
 from __future__ import annotations
@@ -23,22 +26,27 @@ from ridethrough.harness import AppThread
 class PickyServer:
     """Streams an answer unless the body carries a field outside its known list."""
 
-    KNOWN = {"model", "messages", "stream", "max_tokens", "temperature"}
-
-    def __init__(self) -> None:
+    def __init__(self, style: str) -> None:
+        self.style = style  # "openai": 400 with error.param; "pydantic": 422 with detail[].loc
         self.bodies: list[dict[str, Any]] = []
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         self.server = AppThread(app, shutdown_timeout=0.5)
 
+    KNOWN = {"model", "messages", "stream", "max_tokens", "temperature"}
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
         self.bodies.append(body)
         unknown = sorted(set(body) - self.KNOWN)
+        if unknown and self.style == "pydantic":
+            return web.json_response(status=422, data={"detail": [
+                {"type": "extra_forbidden", "loc": ["body", field], "msg": "Extra inputs are not permitted",
+                 "input": body[field]} for field in unknown]})
         if unknown:
             return web.json_response(status=400, data={"error": {
                 "message": f"Unrecognized request argument supplied: {', '.join(unknown)}",
-                "type": "invalid_request_error", "param": None, "code": None}})
+                "type": "invalid_request_error", "param": unknown[0], "code": None}})
         if not body.get("stream"):
             return web.json_response({
                 "id": "chatcmpl-p", "object": "chat.completion", "created": int(time.time()),
@@ -66,9 +74,9 @@ class PickyServer:
         self.server.stop()
 
 
-@pytest.fixture()
-def picky() -> Iterator[PickyServer]:
-    with PickyServer() as server:
+@pytest.fixture(params=["openai", "pydantic"])
+def picky(request: pytest.FixtureRequest) -> Iterator[PickyServer]:
+    with PickyServer(request.param) as server:
         yield server
 
 
@@ -102,17 +110,28 @@ def test_a_stream_is_served_although_the_server_refuses_the_added_stream_options
 
 def test_the_callers_own_unknown_field_is_still_the_callers_400(gateway, picky):
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0, timeout=30)
-    with pytest.raises(openai.BadRequestError) as info:
+    with pytest.raises(openai.APIStatusError) as info:
         _stream_text(client, extra_body={"reasoning_effort_x": "high"})
-    # the caller sees the refusal of its own field, not of the one ridethrough added
-    assert "reasoning_effort_x" in str(info.value) and "stream_options" not in str(info.value)
-    assert ["stream_options" in b for b in picky.bodies] == [True, False]
-    # A refusal whose retry failed too proves nothing about the field: not remembered, so the
-    # next stream tries with it first again (and then learns).
+    # the caller sees the refusal of its own field, with the server's own status
+    assert info.value.status_code == (400 if picky.style == "openai" else 422)
+    assert "reasoning_effort_x" in str(info.value)
+    if picky.style == "openai":
+        # error.param names the caller's field: the server's answer is returned at once, as
+        # it said it (its message lists every unknown field), nothing retried
+        assert info.value.body["param"] == "reasoning_effort_x"
+        assert ["stream_options" in b for b in picky.bodies] == [True]
+    else:
+        # the 422 names both: asked again without ours, refused again for the caller's own —
+        # and that second answer, naming only the caller's field, is the one returned
+        assert "stream_options" not in str(info.value)
+        assert ["stream_options" in b for b in picky.bodies] == [True, False]
+    # A refusal not proven to be ours is not remembered: the next stream tries the field
+    # first again (and then learns).
+    before = len(picky.bodies)
     assert _stream_text(client) == "picky but fine"
-    assert ["stream_options" in b for b in picky.bodies] == [True, False, True, False]
+    assert ["stream_options" in b for b in picky.bodies[before:]] == [True, False]
     assert _stream_text(client) == "picky but fine"
-    assert ["stream_options" in b for b in picky.bodies] == [True, False, True, False, False]
+    assert ["stream_options" in b for b in picky.bodies[before:]] == [True, False, False]
 
 
 def test_a_non_streaming_call_is_untouched(gateway, picky):

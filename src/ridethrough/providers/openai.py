@@ -61,28 +61,29 @@ def classify_openai(status: int, body: bytes, headers: dict[str, str]) -> Upstre
         cls = ErrorClass.MALFORMED
     return UpstreamError(
         cls, f"{status} {tag or 'error'}: {message}"[:300], upstream_status=status, provider_type=tag,
-        retry_after=parse_retry_after(headers), body=body, param=error_param(body),
+        retry_after=parse_retry_after(headers), body=body, fields=error_fields(body),
     )
 
 
-def error_param(body: bytes) -> str | None:
-    """The request field an error names: OpenAI's ``error.param``, or the body path of the
-    first item of a FastAPI/pydantic 422 ``detail`` (vLLM, LiteLLM, many self-hosted
-    servers) — structure, never the message's wording."""
+def error_fields(body: bytes) -> tuple[str, ...]:
+    """The request fields an error names: OpenAI's ``error.param``, or the body paths of a
+    FastAPI/pydantic 422's ``detail`` items (vLLM, LiteLLM, many self-hosted servers) —
+    structure, never the message's wording."""
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        return ()
     if not isinstance(data, dict):
-        return None
+        return ()
     err = data.get("error")
     if isinstance(err, dict) and isinstance(err.get("param"), str):
-        return str(err["param"])
+        return (err["param"],)
     detail = data.get("detail")
-    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        loc = [str(p) for p in detail[0].get("loc") or [] if p != "body"]
-        return ".".join(loc) or None
-    return None
+    if not isinstance(detail, list):
+        return ()
+    paths = (".".join(str(p) for p in item.get("loc") or [] if p != "body")
+             for item in detail if isinstance(item, dict))
+    return tuple(p for p in paths if p)
 
 
 def classify_openai_chunk_error(data: dict[str, Any]) -> UpstreamError:

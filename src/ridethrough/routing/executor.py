@@ -782,12 +782,12 @@ def _post_commit_error(raw: BaseException, target: Target) -> UpstreamError:
 
 
 def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) -> bool:
-    """A 400/422 to a request where we added ``stream_options``, not naming another field
-    (``param``): maybe our field was refused. Asked again without it; only a success then
-    proves it, so a refusal of the caller's own field still reaches the caller."""
+    """A 400/422 naming ``stream_options`` among its fields, to a request where we added it:
+    asked again without it. Only a success then proves the field was the problem (a 422 may
+    name the caller's own field too), so the caller's own refusal still reaches the caller."""
     if prepared is None or not prepared.injected_stream_options or err.upstream_status not in (400, 422):
         return False
-    return err.param is None or err.param.split(".")[0] == "stream_options"
+    return any(f.split(".")[0] == "stream_options" for f in err.fields)
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})

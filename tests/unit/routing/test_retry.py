@@ -64,7 +64,7 @@ def test_retry_after_is_waited_once_only_on_the_last_target():
 
 
 def test_a_reclassified_error_is_a_copy():
-    e = UpstreamError(C.CLIENT, "bad", upstream_status=404, body=b"{}", param="model")
+    e = UpstreamError(C.CLIENT, "bad", upstream_status=404, body=b"{}", fields=("model",))
     assert e.status == 404 and e.upstream_status == 404
     copy = e.reclassified(C.TRANSLATION, target="t/m")
     assert e.error_class is C.CLIENT and e.target is None          # the original is untouched
