@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -138,3 +139,14 @@ def test_without_disclose_the_answer_text_is_untouched(tmp_path, monkeypatch) ->
         assert_semantic_headers(raw.headers)
         assert raw.parse().content[0].text == live.choices[0].message.content
 
+
+
+def test_metrics_show_the_semantic_tier_at_work(outage) -> None:
+    ac, _ = clients(outage)
+    ac.messages.create(model="support-bot", max_tokens=64,
+                       messages=[{"role": "user", "content": PARAPHRASE}])
+    text = httpx.get(outage.url + "/metrics", timeout=10).text
+    assert 'ridethrough_semantic_embeddings_total{result="embedded"} 1' in text
+    served = [line for line in text.splitlines()
+              if line.startswith("ridethrough_semantic_lookups_total")]
+    assert served and float(served[0].rsplit(" ", 1)[1]) >= 1

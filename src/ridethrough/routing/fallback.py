@@ -90,6 +90,14 @@ class Tiers:
             log.exception("cache call failed")
             return None
 
+    async def stats(self) -> dict[str, Any] | None:
+        """The cache's counters (lookups, semantic embeddings and rejections) for /metrics,
+        read on the cache's own thread; None without a cache."""
+        if self.cache is None:
+            return None
+        result: dict[str, Any] | None = await self._call(self.cache.stats)
+        return result
+
     async def before_live(self, req: InboundRequest) -> FallbackResult | None:
         """Cache mode ``always``: a fresh exact hit is served without asking a provider."""
         if req.route.cache.mode != "always":

@@ -11,6 +11,7 @@ reads what the leader published, so every worker shows the same.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -61,8 +62,10 @@ def indicator(view: HealthView) -> str:
 class PublicApi:
     """Endpoints bound to one health reader; each renders one ``HealthView``."""
 
-    def __init__(self, svc: HealthReader) -> None:
+    def __init__(self, svc: HealthReader, *,
+                 cache_stats: Callable[[], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         self.svc = svc
+        self.cache_stats = cache_stats  # this process's cache counters, for /metrics
 
     async def summary(self, request: Request) -> Response:
         view = await self.svc.view_async()
@@ -170,4 +173,5 @@ class PublicApi:
 
     async def metrics(self, request: Request) -> Response:
         view = await self.svc.view_async()
-        return Response(metrics.render(self.svc, view), media_type=metrics.CONTENT_TYPE)
+        cache = await self.cache_stats() if self.cache_stats is not None else None
+        return Response(metrics.render(self.svc, view, cache=cache), media_type=metrics.CONTENT_TYPE)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def build_routes(source: StatusSource, gw: Gateway) -> list[Route]:
-    api, admin = PublicApi(source), IncidentAdmin(source, gw)
+    api, admin = PublicApi(source, cache_stats=gw.tiers.stats), IncidentAdmin(source, gw)
     v2 = "/api/v2"
     get = ["GET"]
     return [
