@@ -33,11 +33,12 @@ from ridethrough.records import RequestRecord, write_access_log
 from ridethrough.routing.breaker import BreakerBoard
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep, monotonic
-from ridethrough.routing.executor import Executor, JsonResult, StreamResult
+from ridethrough.routing.executor import Executor, JsonResult
 from ridethrough.routing.fallback import FallbackResult, Tiers
 from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import CACHE, CLOUD, STATIC, Target, Tier, live_targets, plan_route
 from ridethrough.routing.request import InboundRequest, request_side
+from ridethrough.routing.streams import StreamResult
 from ridethrough.routing.timeouts import TimeoutPolicy
 
 log = logging.getLogger("ridethrough")
@@ -106,8 +107,8 @@ class Gateway:
             self.board, self.budget, r, clock, sleep or asyncio.sleep, rng,
             policy=TimeoutPolicy(self.latency, res.adaptive, h), hedge_budget=self.hedge_budget,
             slow_call_factor=res.breaker.slow_call_factor, max_continuations=res.max_continuations)
-        self.executor.continuation_targets = self._continuation_targets
-        self.executor.continuable_routes = {
+        self.executor.streams.continuation_targets = self._continuation_targets
+        self.executor.streams.continuable_routes = {
             name for name, targets in self.routes.items() if any(t.caps.prefill for t in targets)}
         if cache is None and any(r.cache.mode != "off" for r in cfg.routes.values()):
             cache = open_cache(cfg, wall_clock)
@@ -256,7 +257,7 @@ class Gateway:
                 continue
             row["timeout_s"] = round(policy.for_phase(t.key, t.timeouts, row["phase"]), 3)
         return {"targets": rows, "hedges": dict(self.executor.hedge_stats),
-                "streams": dict(self.executor.stream_stats),
+                "streams": dict(self.executor.streams.stats),
                 "hedge_budget_tokens": round(self.hedge_budget.tokens, 2),
                 "min_samples": self.latency.min_samples, "sketches": self.latency.export()}
 

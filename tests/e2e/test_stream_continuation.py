@@ -78,7 +78,7 @@ def gt(gw):
 
 
 def _reset(gt: GatewayThread) -> None:
-    gt.gateway.executor.no_prefill.clear()
+    gt.gateway.executor.streams.no_prefill.clear()
     for p in gt.gateway.providers.values():
         p.server.clear_faults()
         p.server.stats.reset()
@@ -209,7 +209,7 @@ def test_a_complete_stream_without_its_terminator_is_a_success(gt, sdk, route):
     assert sim(gt, ROUTES[route][1]).stats.total == 0
     snap = breaker.snapshot()
     assert snap["consecutive_failures"] == 0 and snap["window_error_rate"] == 0.0
-    assert gt.gateway.executor.stream_stats["ended_without_terminator"] >= 6
+    assert gt.gateway.executor.streams.stats["ended_without_terminator"] >= 6
 
 
 @SDKS
@@ -217,12 +217,12 @@ def test_a_complete_stream_without_its_terminator_is_a_success(gt, sdk, route):
 def test_a_malformed_frame_is_skipped_and_counted(gt, sdk, route):
     first = ROUTES[route][0]
     sim(gt, first).set_fault(Fault(FaultKind.MALFORMED_FRAME, after_tokens=10))
-    before = gt.gateway.executor.stream_stats["malformed_frames"]
+    before = gt.gateway.executor.streams.stats["malformed_frames"]
     prompt = "one bad frame"
     got = ask(gt, sdk, route, prompt)
     assert got.error is None, got.error
     assert got.text == own_answer_prefix(gt, first, sdk, prompt, 10_000)  # the whole answer
-    assert gt.gateway.executor.stream_stats["malformed_frames"] == before + 1
+    assert gt.gateway.executor.streams.stats["malformed_frames"] == before + 1
     assert sim(gt, ROUTES[route][1]).stats.total == 0
 
 
@@ -290,7 +290,7 @@ def test_the_switch_is_recorded(gt, sdk):
         ("o1/gpt-4o", "ok", False), ("o1/gpt-4o", "truncated_after_commit", False),
         ("a2/claude-haiku-4-5", "ok", True)]
     assert ": ridethrough continued-on a2/claude-haiku-4-5 after truncated from o1/gpt-4o" in raw
-    continued = gt.gateway.executor.stream_stats["continued"]
+    continued = gt.gateway.executor.streams.stats["continued"]
     assert continued >= 1
     metrics = httpx.get(gt.url + "/metrics").text
     assert f'ridethrough_stream_events_total{{event="continued"}} {continued}' in metrics
@@ -355,7 +355,7 @@ def test_a_refused_prefill_is_learned_and_never_shown(gt, sdk):
         assert got.text.startswith(f"[o1] Here is a short answer about: learn {i}"[:20])
     assert sim(gt, "liar").stats.total == 1            # refused once, then skipped
     assert sim(gt, "a2").stats.total == 2
-    assert "liar/claude-opus-4-6" in gt.gateway.executor.no_prefill
+    assert "liar/claude-opus-4-6" in gt.gateway.executor.streams.no_prefill
 
 
 @SDKS

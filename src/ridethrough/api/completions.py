@@ -38,9 +38,10 @@ from ridethrough.protocols.features import features_of
 from ridethrough.protocols.sse import encode_comment, encode_event, in_band_error_frame
 from ridethrough.records import RequestRecord
 from ridethrough.routing.deadline import Deadline, client_timeout_from_headers
-from ridethrough.routing.executor import JsonResult, StreamResult
+from ridethrough.routing.executor import JsonResult
 from ridethrough.routing.fallback import FallbackResult
 from ridethrough.routing.request import InboundRequest, request_side
+from ridethrough.routing.streams import StreamResult
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 log = logging.getLogger("ridethrough")
@@ -107,7 +108,8 @@ def build_request(gw: Gateway, dialect: Dialect, body: dict[str, Any], headers: 
                   route_cfg: Any, request_id: str, key_id: str | None, started: float) -> InboundRequest:
     client_timeout = client_timeout_from_headers(headers, gw.cfg.resilience.deadline_margin_s)
     seconds = min(client_timeout, route_cfg.deadline_s) if client_timeout else route_cfg.deadline_s
-    fwd = {k: headers[k] for k in ("anthropic-beta", "anthropic-version") if k in headers}
+    fwd: dict[str, str] = {k: headers[k] for k in ("anthropic-beta", "anthropic-version")
+                           if k in headers}
     so = body.get("stream_options")
     cache_control = headers.get("cache-control", "").lower()
     return InboundRequest(

@@ -24,6 +24,7 @@ from ridethrough.protocols.shape import misfit
 from ridethrough.providers.base import UpstreamCall
 from ridethrough.routing.deadline import Deadline
 from ridethrough.routing.plan import Target
+from ridethrough.routing.timeouts import CallShape
 
 log = logging.getLogger("ridethrough")
 
@@ -153,3 +154,10 @@ def _prepare_call(req: InboundRequest, target: Target, inject_usage: bool) -> Pr
         timeouts=target.timeouts, headers=headers,
     )
     return PreparedCall(call, translated, dropped, strip_usage, injected)
+
+
+def shape_of(req: InboundRequest) -> CallShape:
+    """What the timeout policy needs to know of a request: streamed or not, how long an
+    answer it asked for, how long its prompt is."""
+    f = req.features
+    return CallShape(req.stream, f.max_output_tokens or None, f.estimated_input_tokens)

@@ -32,10 +32,11 @@ from ridethrough.routing.breaker import BreakerBoard, State
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import FakeClock
 from ridethrough.routing.deadline import Deadline
-from ridethrough.routing.executor import Executor, JsonResult, StreamResult
+from ridethrough.routing.executor import Executor, JsonResult
 from ridethrough.routing.latency import LatencyModel
 from ridethrough.routing.plan import Target, plan_targets
 from ridethrough.routing.request import InboundRequest
+from ridethrough.routing.streams import StreamResult
 from ridethrough.routing.timeouts import TimeoutPolicy
 
 C = ErrorClass
@@ -211,8 +212,8 @@ class World:
 
     def continue_on(self, *targets: Target) -> None:
         """Mid-stream continuation on for route "r", asking these targets."""
-        self.executor.continuable_routes = {"r"}
-        self.executor.continuation_targets = lambda req: list(targets)
+        self.executor.streams.continuable_routes = {"r"}
+        self.executor.streams.continuation_targets = lambda req: list(targets)
 
     def request(self, fmt: str = "anthropic", *, stream: bool = False,
                 deadline_s: float = 300.0, hedge: bool = True) -> InboundRequest:
@@ -554,7 +555,7 @@ def test_a_stream_complete_by_meaning_but_unterminated_is_a_success(client):
     # The gateway ends the client's stream properly itself.
     assert frames[-1].startswith(b"event: message_stop" if client == "anthropic" else b"data: [DONE]")
     assert w.breaker(a).consecutive_failures == 0
-    assert w.executor.stream_stats["ended_without_terminator"] == 1
+    assert w.executor.streams.stats["ended_without_terminator"] == 1
 
 
 def test_a_stream_cut_before_its_stop_reason_is_still_truncated():
@@ -577,7 +578,7 @@ def test_a_malformed_frame_is_dropped_counted_and_the_answer_goes_on():
     assert sum(1 for f in frames if b"text_delta" in f) == 2
     assert not any(b"content_block_de\n" in f for f in frames)
     assert ("a", "malformed_frames") in outcomes(req)     # the target's health sees it
-    assert w.executor.stream_stats["malformed_frames"] == 1
+    assert w.executor.streams.stats["malformed_frames"] == 1
 
 
 def test_a_stream_of_nothing_but_malformed_frames_fails():
@@ -865,14 +866,14 @@ def test_a_continuation_cut_again_is_continued_again_up_to_the_limit():
     a = w.target("a", "anthropic", [[START, TOKEN, None]])
     b = w.target("b", "anthropic", [[START, TOKEN, None]] * 3, prefill=True)
     w.continue_on(a, b)
-    w.executor.max_continuations = 2
+    w.executor.streams.max_continuations = 2
     req = w.request(stream=True)
     result = w.run(req, [a])
     frames = drain(result)
     assert result.outcome["ok"] is False
     assert frames[-1].startswith(b"event: error")
     assert len(b.provider.calls) == 2                   # two switches, then the clean error
-    assert w.executor.stream_stats["continuation_failed"] == 1
+    assert w.executor.streams.stats["continuation_failed"] == 1
     # The second continuation carries all the text the client had: both earlier parts.
     assert orjson.loads(b.provider.calls[1].body)["messages"][-1]["content"] == "helhel"
 
