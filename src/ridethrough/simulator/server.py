@@ -388,7 +388,7 @@ class SimulatorServer:
         except WireError as err:
             self.stats.record_outcome(err.outcome)
             error = wire.error_body(err.status, request_id=request_id, error_type=err.error_type,
-                                    code=err.code, message=err.message, param=err.param)
+                                    code=err.error_code, message=err.message, param=err.param)
             return json_response(error, status=err.status, headers=headers)
 
         self.stats.record_outcome(str(fault.kind) if fault is not None else "ok")

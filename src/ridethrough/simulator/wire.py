@@ -44,7 +44,7 @@ class WireError(RidethroughError):
         self.status = status
         self.message = message
         self.error_type = error_type
-        self.code = code
+        self.error_code = code  # the provider's error code; ``code`` is RidethroughError's own
         self.param = param
         self.outcome = outcome
 
