@@ -175,7 +175,7 @@ class HealthService:
         now = self.clock()
         try:
             self.store.open()
-            self.store.rollup([now - 3600, now])
+            self.store.rollup([int(now) - 3600, int(now)])
             recent = self.store.load_incidents(50)
             ids = {d["id"] for d in recent}
             return recent + [d for d in self.store.load_incidents(50, True) if d["id"] not in ids]

@@ -296,8 +296,8 @@ class SharedHealth:
         live = [r for r in inbox.workers
                 if not r.get("stopped") and now - float(r["seen_at"]) <= self.stale_after_s]
         self.breakers = {}
-        for row in live:
-            for target, snap in row.get("breakers", {}).items():
+        for worker in live:
+            for target, snap in worker.get("breakers", {}).items():
                 self.breakers.setdefault(target, []).append(snap)
         leaves = [c.key for c in svc.catalog.leaves()]
         svc.monitor.evaluate(now, self.cache.stats(leaves, now, self.window_s))

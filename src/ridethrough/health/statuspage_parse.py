@@ -88,6 +88,10 @@ def _str(d: dict[str, Any], key: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
 def _dicts(v: Any) -> list[dict[str, Any]]:
     return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
 
@@ -114,8 +118,8 @@ def _incident(d: dict[str, Any]) -> UpstreamIncident:
 def parse_summary(data: Any) -> UpstreamSummary:
     if not isinstance(data, dict):
         raise UpstreamFormatError("summary.json is not a JSON object")
-    page = data.get("page") if isinstance(data.get("page"), dict) else {}
-    status = data.get("status") if isinstance(data.get("status"), dict) else {}
+    page = _dict(data.get("page"))
+    status = _dict(data.get("status"))
     indicator = (_str(status, "indicator") or "unknown").lower()
     out = UpstreamSummary(
         page_name=_str(page, "name"), page_url=_str(page, "url"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 log = logging.getLogger("ridethrough.health")
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Future[object]]) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     tasks = list(tasks)
     for t in tasks:
         t.cancel()

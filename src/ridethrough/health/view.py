@@ -152,15 +152,16 @@ def shared_view(catalog: Catalog, read: SharedRead, now: float, *, store_path: s
                 if snap.get("leader") else None),
     )
     totals = Totals()
-    hooks = {"delivered": 0, "failed": 0, "retries": 0, "dropped": 0, "last_error": None}
+    hook_counts = {"delivered": 0, "failed": 0, "retries": 0, "dropped": 0}
+    hook_error: Any = None
     live = [r for r in read.workers if is_live(r, now, stale_after_s)]
     for row in read.workers:
         totals.merge(Totals.from_json(row.get("totals", {})))
         view.records_dropped += int(row.get("dropped", 0))
-        for k in ("delivered", "failed", "retries", "dropped"):
-            hooks[k] += int(row.get("webhooks", {}).get(k, 0))
-        hooks["last_error"] = row.get("webhooks", {}).get("last_error") or hooks["last_error"]
-    view.totals, view.webhooks = totals, hooks
+        for k in hook_counts:
+            hook_counts[k] += int(row.get("webhooks", {}).get(k, 0))
+        hook_error = row.get("webhooks", {}).get("last_error") or hook_error
+    view.totals, view.webhooks = totals, {**hook_counts, "last_error": hook_error}
     for row in live:
         labels = {"worker": str(row["slot"])}
         for target in catalog.targets():
