@@ -93,7 +93,10 @@ def _uvicorn_config(app: Any, cfg: Config, host: str, port: int,
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
         log_level=log_level, access_log=False, server_header=False, date_header=False,
-        timeout_graceful_shutdown=cfg.server.shutdown_grace_s, timeout_keep_alive=30,
+        # uvicorn annotates this `int | None` but only passes it to asyncio.timeout(), which
+        # takes seconds as a float; truncating would turn a 0.5 s grace into none.
+        timeout_graceful_shutdown=cfg.server.shutdown_grace_s,  # type: ignore[arg-type]
+        timeout_keep_alive=30,
         # We are the first hop; X-Forwarded-* rewriting cost time per request for nothing.
         proxy_headers=False,
     )
