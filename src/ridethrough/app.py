@@ -34,8 +34,12 @@ def _bind(gw: Gateway, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def build_app(cfg: Config | None = None, *, gateway: Gateway | None = None,
-              extra_routes: list[Route] | None = None) -> Starlette:
-    gw = gateway or Gateway(cfg)  # type: ignore[arg-type]
+              extra_routes: list[Route] | None = None) -> HotPath:
+    if gateway is None:
+        if cfg is None:
+            raise TypeError("build_app needs a config or a gateway")
+        gateway = Gateway(cfg)
+    gw = gateway
     health = install(gw, store_path=default_store_path(gw.cfg.server.data_dir))
     health_routes = build_routes(health, gw) if health is not None else []
 
