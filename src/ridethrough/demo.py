@@ -15,9 +15,9 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -26,8 +26,13 @@ from rich.text import Text
 
 from ridethrough.config import Config, parse_config
 from ridethrough.harness import GatewayThread
+from ridethrough.providers.simulated import SimulatedAnthropicProvider, SimulatedOpenAIProvider
 from ridethrough.records import RequestRecord
-from ridethrough.simulator import Fault, FaultKind
+from ridethrough.simulator import Fault, FaultKind, SimulatorServer
+
+if TYPE_CHECKING:  # the SDKs are imported when the demo runs (Driver), not with this module
+    from anthropic.types import ContentBlock, MessageParam
+    from openai.types.chat import ChatCompletionMessageParam
 
 ROUTE = "claude-sonnet-4-5"
 REPEATED = [
@@ -61,8 +66,8 @@ class DemoEnv:
     def __init__(self, gw: GatewayThread, local_tier: bool) -> None:
         self.gw = gw
         self.local_tier = local_tier
-        self.primary = gw.gateway.providers["anthropic-sim"].server
-        self.secondary = gw.gateway.providers["openai-sim"].server
+        self.primary = _simulator(gw, "anthropic-sim")
+        self.secondary = _simulator(gw, "openai-sim")
         self.upstream_hits: Counter[str] = Counter()
         gw.gateway.observers.append(self._observe)
 
@@ -70,6 +75,15 @@ class DemoEnv:
         for a in rec.attempts:
             if not a.outcome.startswith("skipped:"):
                 self.upstream_hits[a.target.split("/")[0]] += 1
+
+
+def _simulator(gw: GatewayThread, provider: str) -> SimulatorServer:
+    """The in-process simulator behind one of demo_config's providers (no base_url there)."""
+    p = gw.gateway.providers[provider]
+    server = p.server if isinstance(p, (SimulatedAnthropicProvider, SimulatedOpenAIProvider)) else None
+    if server is None:
+        raise RuntimeError(f"provider {provider!r} has no in-process simulator")
+    return server
 
 
 def demo_config(local_tier: bool, fast: bool) -> Config:
@@ -201,21 +215,35 @@ class Driver:
             time.sleep(0.03)
 
     def _one(self, mode: int, q: str) -> tuple[str, str]:
-        msgs = [{"role": "user", "content": q}]
-        if mode == 0:
-            raw = self.ac.messages.with_raw_response.create(model=ROUTE, max_tokens=48, messages=msgs)
-            return _served(raw.headers), raw.parse().content[0].text
-        if mode == 1:
-            with self.ac.messages.stream(model=ROUTE, max_tokens=48, messages=msgs) as s:
-                text = s.get_final_message().content[0].text
+        import openai
+
+        if mode < 2:
+            amsgs: list[MessageParam] = [{"role": "user", "content": q}]
+            if mode == 0:
+                araw = self.ac.messages.with_raw_response.create(model=ROUTE, max_tokens=48,
+                                                                 messages=amsgs)
+                return _served(araw.headers), _text(araw.parse().content)
+            with self.ac.messages.stream(model=ROUTE, max_tokens=48, messages=amsgs) as s:
+                text = _text(s.get_final_message().content)
                 return _served(s.response.headers), text
+        omsgs: list[ChatCompletionMessageParam] = [{"role": "user", "content": q}]
         if mode == 2:
-            raw = self.oc.chat.completions.with_raw_response.create(model=ROUTE, max_tokens=48, messages=msgs)
-            return _served(raw.headers), raw.parse().choices[0].message.content or ""
-        raw = self.oc.chat.completions.with_raw_response.create(model=ROUTE, max_tokens=48, messages=msgs,
-                                                                stream=True)
-        text = "".join((c.choices[0].delta.content or "") for c in raw.parse() if c.choices)
-        return _served(raw.headers), text
+            oraw = self.oc.chat.completions.with_raw_response.create(model=ROUTE, max_tokens=48,
+                                                                     messages=omsgs)
+            return _served(oraw.headers), oraw.parse().choices[0].message.content or ""
+        sraw = self.oc.chat.completions.with_raw_response.create(model=ROUTE, max_tokens=48,
+                                                                 messages=omsgs, stream=True)
+        chunks = sraw.parse()
+        if not isinstance(chunks, openai.Stream):  # stream=True: always a Stream
+            raise TypeError(f"expected a stream, got {type(chunks).__name__}")
+        text = "".join((c.choices[0].delta.content or "") for c in chunks if c.choices)
+        return _served(sraw.headers), text
+
+
+def _text(content: Sequence[ContentBlock]) -> str:
+    """An Anthropic answer's text: its text blocks' (a thinking block has none); "" is an
+    empty answer."""
+    return "".join(block.text for block in content if block.type == "text")
 
 
 def _served(headers: Any) -> str:
