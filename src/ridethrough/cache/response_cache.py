@@ -22,6 +22,7 @@ bounded queue; when the queue is full the question is not embedded (counted in
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
@@ -332,7 +333,7 @@ class ResponseCache:
                     continue
                 if row is not None:
                     self._guarded("store vector",
-                                  lambda db, k=key, r=row: db.put_vector(k, r), False)
+                                  functools.partial(CacheDB.put_vector, key=key, vector=row), False)
                     self._count("semantic_embedded")
             finally:
                 jobs.task_done()
