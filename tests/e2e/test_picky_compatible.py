@@ -3,9 +3,11 @@ self-hosted servers do: ridethrough's own ``stream_options`` (added so it can co
 stream's usage) must not turn into a 400 for the caller.
 
 The server is a tiny aiohttp app on loopback; the caller is the official openai SDK. It
-refuses in the two structured shapes such servers use — OpenAI's ``error.param`` naming one
-field, and FastAPI/pydantic's 422 listing every field in ``detail[].loc`` — and ridethrough
-reads the field from that structure, never from the message's wording.
+refuses in the three shapes such servers use: OpenAI's and Azure's "Unrecognized request
+argument" with ``param: null`` (the field only in the message), ``error.param`` naming one
+field, and FastAPI/pydantic's 422 listing every field in ``detail[].loc``. ridethrough reads
+the structure, never the message's wording: where it names no field, the call is made again
+without ours, and only a success proves ours was refused.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class PickyServer:
     """Streams an answer unless the body carries a field outside its known list."""
 
     def __init__(self, style: str) -> None:
-        self.style = style  # "openai": 400 with error.param; "pydantic": 422 with detail[].loc
+        # "unnamed": 400, param null; "named": 400 with error.param; "pydantic": 422, detail[].loc
+        self.style = style
         self.bodies: list[dict[str, Any]] = []
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -46,7 +49,8 @@ class PickyServer:
         if unknown:
             return web.json_response(status=400, data={"error": {
                 "message": f"Unrecognized request argument supplied: {', '.join(unknown)}",
-                "type": "invalid_request_error", "param": unknown[0], "code": None}})
+                "type": "invalid_request_error",
+                "param": unknown[0] if self.style == "named" else None, "code": None}})
         if not body.get("stream"):
             return web.json_response({
                 "id": "chatcmpl-p", "object": "chat.completion", "created": int(time.time()),
@@ -74,7 +78,7 @@ class PickyServer:
         self.server.stop()
 
 
-@pytest.fixture(params=["openai", "pydantic"])
+@pytest.fixture(params=["unnamed", "named", "pydantic"])
 def picky(request: pytest.FixtureRequest) -> Iterator[PickyServer]:
     with PickyServer(request.param) as server:
         yield server
@@ -113,16 +117,16 @@ def test_the_callers_own_unknown_field_is_still_the_callers_400(gateway, picky):
     with pytest.raises(openai.APIStatusError) as info:
         _stream_text(client, extra_body={"reasoning_effort_x": "high"})
     # the caller sees the refusal of its own field, with the server's own status
-    assert info.value.status_code == (400 if picky.style == "openai" else 422)
+    assert info.value.status_code == (422 if picky.style == "pydantic" else 400)
     assert "reasoning_effort_x" in info.value.response.text
-    if picky.style == "openai":
+    if picky.style == "named":
         # error.param names the caller's field: the server's answer is returned at once, as
         # it said it (its message lists every unknown field), nothing retried
         assert info.value.body["param"] == "reasoning_effort_x"
         assert ["stream_options" in b for b in picky.bodies] == [True]
     else:
-        # the 422 names both: asked again without ours, refused again for the caller's own —
-        # and that second answer, naming only the caller's field, is the one returned
+        # named both, or none: asked again without ours, refused again for the caller's own
+        # field — and that second answer, about the request as the caller sent it, is returned
         assert "stream_options" not in info.value.response.text
         assert ["stream_options" in b for b in picky.bodies] == [True, False]
     # A refusal not proven to be ours is not remembered: the next stream tries the field

@@ -78,7 +78,12 @@ def error_fields(body: bytes) -> tuple[str, ...]:
     err = data.get("error")
     if isinstance(err, dict) and isinstance(err.get("param"), str):
         return (err["param"],)
+    if isinstance(data.get("param"), str):
+        return (data["param"],)
     detail = data.get("detail")
+    message = data.get("message")
+    if detail is None and isinstance(message, dict):  # Mistral: the 422 under "message"
+        detail = message.get("detail")
     if not isinstance(detail, list):
         return ()
     paths = (".".join(str(p) for p in item.get("loc") or [] if p != "body")

@@ -89,6 +89,7 @@ class Executor:
         # Targets that rejected the ``stream_options`` we add to learn a stream's usage (some
         # OpenAI-compatible servers refuse unknown fields): we stop adding it there.
         self.no_stream_options: set[str] = set()
+        self.accepts_stream_options: set[str] = set()  # served a stream with it: never the cause
         self.streams = Streams(board, budget, clock, self.policy, slow_call_factor=slow_call_factor,
                                max_continuations=max_continuations,
                                no_stream_options=self.no_stream_options)
@@ -259,11 +260,11 @@ class Executor:
                                         f"could not process the answer: {type(unexpected).__name__}",
                                         target=target.key) from None
             except UpstreamError as e:
-                if _rejected_stream_options(e, prepared):
+                if _rejected_stream_options(e, prepared,
+                                            accepted=target.key in self.accepts_stream_options):
                     # Our addition may be what was refused: ask again without it (the
                     # loop cannot repeat: the next call omits the field). Not a try of
-                    # its own; the target is remembered only if the call then succeeds
-                    # (a body echoing the request names the field whatever was wrong).
+                    # its own; the target is remembered only if the call then succeeds.
                     without_usage = True
                     tries -= 1
                     breaker.release(claim)
@@ -319,6 +320,8 @@ class Executor:
                     log.warning("%s refuses stream_options; its streams go without usage "
                                 "counts from now on", target.key)
                     self.no_stream_options.add(target.key)
+                elif prepared is not None and prepared.injected_stream_options:
+                    self.accepts_stream_options.add(target.key)
                 req.attempts.append(AttemptRecord(
                     target.key, "ok", (self.clock() - t0) * 1000,
                     upstream_request_id=result.upstream_request_id,
@@ -415,13 +418,19 @@ class Executor:
             body = resp.body
         return JsonResult(target, body, obj, resp.headers, resp.request_id, usage)
 
-def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None) -> bool:
-    """A 400/422 naming ``stream_options`` among its fields, to a request where we added it:
-    asked again without it. Only a success then proves the field was the problem (a 422 may
-    name the caller's own field too), so the caller's own refusal still reaches the caller."""
+def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None, *,
+                             accepted: bool) -> bool:
+    """Might the ``stream_options`` we added be what this 400/422 refuses? Decided by the
+    error's structure, never its wording: yes if it names the field among its ``fields``;
+    no if it names only others; if it names none (OpenAI's and Azure's "Unrecognized request
+    argument" carry ``param: null``), yes unless the target already served a stream with it.
+    The call is then made again without it, and only a success proves it was the cause, so a
+    refusal of the caller's own request still reaches the caller (as it sent it)."""
     if prepared is None or not prepared.injected_stream_options or err.upstream_status not in (400, 422):
         return False
-    return any(f.split(".")[0] == "stream_options" for f in err.fields)
+    if err.fields:
+        return any(f.split(".")[0] == "stream_options" for f in err.fields)
+    return not accepted
 
 
 _TIME_CLASSES = frozenset({ErrorClass.TIMEOUT, ErrorClass.FIRST_TOKEN_TIMEOUT, ErrorClass.IDLE_TIMEOUT})

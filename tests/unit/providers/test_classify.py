@@ -220,3 +220,10 @@ def test_docs_errors_md_matches_the_actions_table():
 def test_the_fields_an_error_names_are_read_from_its_structure(body, fields):
     err = classify_openai(400, body, {})
     assert err.fields == fields and err.param == (fields[0] if fields else None)
+
+
+def test_mistrals_422_names_its_fields_under_message():
+    body = (b'{"object": "error", "message": {"detail": [{"type": "extra_forbidden", '
+            b'"loc": ["body", "stream_options"], "msg": "Extra inputs are not permitted"}]}, '
+            b'"type": "invalid_request_error", "param": null, "code": null}')
+    assert classify_openai(422, body, {}).fields == ("stream_options",)
