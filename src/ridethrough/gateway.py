@@ -180,7 +180,7 @@ class Gateway:
                                req.stream, self.board, self.last_resorts.get(req.route_name))
         self.budget.on_request()
         self.hedge_budget.on_request()
-        if route.capability_only:
+        if route.nothing_can_serve:
             req.attempts.extend(route.skipped)
             raise NoTargetCanServe(
                 "no target of route " + repr(req.route_name) + " can serve this request: "
@@ -221,7 +221,7 @@ class Gateway:
         tries them; never a breaker-open one forced as a last resort."""
         route = plan_route(self.routes[req.route_name], req.format, req.body, req.features,
                            True, self.board)
-        if any(t.plan is not None and t.plan.forced for t in route.tiers):
+        if route.forced:
             return []
         return live_targets(route)
 

@@ -126,6 +126,7 @@ class ScriptedProvider:
 
     kind = "scripted"
     unavailable_reason = None
+    counts_tokens = False
 
     def __init__(self, name: str, fmt: str, steps: list[Any], clock: FakeClock) -> None:
         self.name = name

@@ -83,6 +83,7 @@ class Provider(Protocol):
     kind: str
     format: Format
     unavailable_reason: str | None  # e.g. "ANTHROPIC_API_KEY is not set"
+    counts_tokens: bool             # has the model's own tokenizer: ``fits`` gives an answer
 
     def capabilities(self, model: str) -> ResolvedCapabilities: ...
 

@@ -154,8 +154,10 @@ class HttpProvider:
     def capabilities(self, model: str) -> ResolvedCapabilities:
         return self.default_caps.merged(self.cfg.capabilities)
 
+    counts_tokens = False  # no tokenizer here: the planner's estimate decides
+
     def fits(self, messages: str | Sequence[Any], max_output: int) -> bool | None:
-        return None  # no tokenizer here: the planner's estimate decides
+        return None
 
     def forward_path(self, path: str) -> str:
         """The upstream path for a client's /v1/... path (base URLs differ on the /v1)."""

@@ -198,6 +198,7 @@ class LocalProvider:
 
     kind = "local"
     format: Format = "openai"
+    counts_tokens = True  # llama.cpp's tokenizer: the planner's exact context check
 
     def __init__(self, name: str, cfg: ProviderConfig) -> None:
         self.name = name

@@ -418,6 +418,7 @@ class Executor:
             body = resp.body
         return JsonResult(target, body, obj, resp.headers, resp.request_id, usage)
 
+
 def _rejected_stream_options(err: UpstreamError, prepared: PreparedCall | None, *,
                              accepted: bool) -> bool:
     """Might the ``stream_options`` we added be what this 400/422 refuses? Decided by the

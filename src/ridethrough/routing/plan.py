@@ -86,6 +86,8 @@ def translation_gap(client_fmt: str, target: Target, body: dict[str, Any]) -> st
 def exact_fit(target: Target, client_fmt: str, body: dict[str, Any], feat: RequestFeatures) -> bool | None:
     """For a target that can count its own tokens (the local model, via llama.cpp's
     tokenizer), whether the prompt fits its window; None where only an estimate exists."""
+    if not target.provider.counts_tokens:
+        return None
     try:
         messages = body.get("messages") or []
         if client_fmt == "anthropic":
@@ -175,7 +177,8 @@ class Tier:
 class RoutePlan:
     tiers: list[Tier]
     skipped: list[AttemptRecord]
-    capability_only: bool  # no target can carry the request at all: the caller's 4xx
+    nothing_can_serve: bool  # no target can carry the request at all: the caller's 4xx
+    forced: bool             # every breaker was open: the one due soonest (or the last resort)
 
 
 def _is_local(t: Target) -> bool:
@@ -193,7 +196,7 @@ def plan_route(
     return RoutePlan(
         [Tier(CLOUD, cloud, remember=True), Tier(CACHE), Tier(LOCAL, local, remember=only_local),
          Tier(STATIC)],
-        plan.skipped, plan.capability_only and not plan.candidates)
+        plan.skipped, plan.capability_only and not plan.candidates, plan.forced)
 
 
 def live_targets(plan: RoutePlan) -> list[Target]:

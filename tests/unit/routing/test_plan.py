@@ -20,6 +20,7 @@ class StubProvider:
     format: str = "anthropic"
     unavailable_reason: str | None = None
     kind: str = "stub"
+    counts_tokens: bool = False
 
     def fits(self, messages: object, max_output: int) -> bool | None:
         return None  # no tokenizer: the estimate decides
