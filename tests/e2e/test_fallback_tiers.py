@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from pathlib import Path
 
 import anthropic
 import httpx
-import openai
 import pytest
 
 from ridethrough.config import parse_config
 from ridethrough.harness import GatewayThread
 from ridethrough.keys import hash_key
 from ridethrough.routing.clock import FakeClock
-from ridethrough.simulator import Fault, FaultKind
-
-KEY_A, KEY_B = "rt-key-alpha-secret", "rt-key-beta-secret"
-PROVIDER_SECRET = "sk-ant-provider-secret-xyz"
-STATIC = "Our assistant is briefly unavailable; please try again soon."
-
-
-def config(tmp: Path, **route_extra):
-    route = {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"},
-                         {"provider": "gpt", "model": "gpt-4.1"}],
-             "cache": {"mode": "fallback-only", "ttl_s": 60, "stale_ttl_s": 3600},
-             **route_extra}
-    return parse_config({
-        "server": {"access_log": False, "data_dir": str(tmp),
-                   "gateway_keys": [{"name": "alpha", "sha256": hash_key(KEY_A)},
-                                    {"name": "beta", "sha256": hash_key(KEY_B)}]},
-        "providers": {
-            "claude": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0,
-                       "api_key_env": "RT_TIER_TEST_KEY"},
-            "gpt": {"kind": "simulated", "format": "openai", "token_delay_s": 0},
-        },
-        "routes": {"support-bot": route},
-        "resilience": {"breaker": {"consecutive_failures": 100, "min_requests": 1000}},
-    })
+from support.tier_topology import KEY_A, KEY_B, PROVIDER_SECRET, STATIC, clients, clouds, config
 
 
 @pytest.fixture()
@@ -49,17 +24,6 @@ def env(tmp_path, monkeypatch):
         g.wall = wall
         g.tmp = tmp_path
         yield g
-
-
-def clients(g, key=KEY_A):
-    return (anthropic.Anthropic(base_url=g.url, api_key=key, max_retries=0),
-            openai.OpenAI(base_url=g.url + "/v1", api_key=key, max_retries=0))
-
-
-def clouds(g, down: bool):
-    for name in ("claude", "gpt"):
-        sim = g.gateway.providers[name].server
-        sim.set_fault(Fault(kind=FaultKind.HTTP_ERROR, status=503) if down else None)
 
 
 def flush_cache(g):

@@ -6,54 +6,15 @@ over real sockets, JSON and streams in both formats.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import anthropic
 import httpx
-import openai
 import pytest
 
-from ridethrough.config import parse_config
 from ridethrough.harness import GatewayThread
-from ridethrough.keys import hash_key
-from ridethrough.simulator import Fault, FaultKind
-
-KEY_A, KEY_B = "rt-key-alpha-secret", "rt-key-beta-secret"
-PROVIDER_SECRET = "sk-ant-provider-secret-xyz"
-STATIC = "Our assistant is briefly unavailable; please try again soon."
+from support.tier_topology import KEY_B, PROVIDER_SECRET, STATIC, clients, clouds, config
 
 NOTE = "Heads up: saved answer to a similar question."
 ASKED = "How do I reset my password? My key is sk-proj-PASTEDBYMISTAKE12345"
 PARAPHRASE = "How can I reset my password? My key is sk-proj-PASTEDBYMISTAKE12345"
-
-
-def config(tmp: Path, **route_extra):
-    route = {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"},
-                         {"provider": "gpt", "model": "gpt-4.1"}],
-             "cache": {"mode": "fallback-only", "ttl_s": 60, "stale_ttl_s": 3600}, **route_extra}
-    return parse_config({
-        "server": {"access_log": False, "data_dir": str(tmp),
-                   "gateway_keys": [{"name": "alpha", "sha256": hash_key(KEY_A)},
-                                    {"name": "beta", "sha256": hash_key(KEY_B)}]},
-        "providers": {
-            "claude": {"kind": "simulated", "format": "anthropic", "token_delay_s": 0,
-                       "api_key_env": "RT_TIER_TEST_KEY"},
-            "gpt": {"kind": "simulated", "format": "openai", "token_delay_s": 0},
-        },
-        "routes": {"support-bot": route},
-        "resilience": {"breaker": {"consecutive_failures": 100, "min_requests": 1000}},
-    })
-
-
-def clients(g, key=KEY_A):
-    return (anthropic.Anthropic(base_url=g.url, api_key=key, max_retries=0),
-            openai.OpenAI(base_url=g.url + "/v1", api_key=key, max_retries=0))
-
-
-def clouds(g, down: bool) -> None:
-    for name in ("claude", "gpt"):
-        g.gateway.providers[name].server.set_fault(
-            Fault(kind=FaultKind.HTTP_ERROR, status=503) if down else None)
 
 
 @pytest.fixture()
