@@ -62,6 +62,16 @@ class Cut:
     output_tokens: int        # content deltas received (one token each in OpenAI-style streams)
     input_tokens: int | None  # the prompt, as the first target counted it (if it said)
 
+    def usage(self, continuation_input: Any, continuation_output: Any) -> tuple[int, int]:
+        """The one (input, output) total the client is told: the prompt as the first target
+        counted it (else the continuation's, which also carried the partial answer, less
+        that), and what was generated before the cut plus after it."""
+        if self.input_tokens is not None:
+            prompt = self.input_tokens
+        else:
+            prompt = max(0, int(continuation_input or 0) - self.output_tokens)
+        return prompt, self.output_tokens + int(continuation_output or 0)
+
 
 def _cut(text: list[str], restart_tool: str | None, deltas: int, input_tokens: int | None) -> Cut:
     joined = "".join(text)
@@ -189,18 +199,13 @@ class AnthropicSplicer:
         if kind == "message_delta":
             usage = {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
             self.usage.update(usage)  # the continuation's own count (cumulative)
-            usage["output_tokens"] = self._cut.output_tokens + int(usage.get("output_tokens") or 0)
+            prompt, usage["output_tokens"] = self._cut.usage(self.usage.get("input_tokens"),
+                                                             usage.get("output_tokens"))
             if "input_tokens" in usage:
-                usage["input_tokens"] = self._input_tokens()
+                usage["input_tokens"] = prompt
             self.client_usage = usage
             return [(name, {**data, "usage": usage})]
         return [(name, data)]  # message_stop, unknown future events
-
-    def _input_tokens(self) -> int:
-        if self._cut.input_tokens is not None:
-            return self._cut.input_tokens
-        # The continuation's prompt carried the partial answer too.
-        return max(0, int(self.usage.get("input_tokens") or 0) - self._cut.output_tokens)
 
     def _start(self, index: int, block: JSON) -> list[Event]:
         out: list[Event] = []
@@ -355,9 +360,7 @@ class OpenAISplicer:
 
     def _usage(self, usage: JSON) -> JSON:
         self.usage = dict(usage)
-        completion = self._cut.output_tokens + int(usage.get("completion_tokens") or 0)
-        prompt = self._cut.input_tokens if self._cut.input_tokens is not None else \
-            max(0, int(usage.get("prompt_tokens") or 0) - self._cut.output_tokens)
+        prompt, completion = self._cut.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
         self.client_usage = {**usage, "prompt_tokens": prompt, "completion_tokens": completion,
                              "total_tokens": prompt + completion}
         return self.client_usage
