@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact", "redact_text"]
+__all__ = ["attempt_detail", "redact", "redact_text"]
 
 _KEYISH = re.compile(rb"(sk|rt|key|pk)[-_][A-Za-z0-9_\-*]{6,}")
 
@@ -23,3 +23,8 @@ def redact(body: bytes, secret: str | None) -> bytes:
 
 def redact_text(text: str, secret: str | None) -> str:
     return redact(text.encode(), secret).decode("utf-8", "replace")
+
+
+def attempt_detail(text: str) -> str:
+    """An error's text as the access log and attempt records keep it: redacted, short."""
+    return redact_text(text, None)[:200]

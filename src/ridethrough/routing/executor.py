@@ -32,7 +32,7 @@ from ridethrough.errors import (
     ErrorClass,
     UpstreamError,
 )
-from ridethrough.redact import redact_text
+from ridethrough.redact import attempt_detail
 from ridethrough.routing.breaker import Breaker, BreakerBoard
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock, Sleep
@@ -380,7 +380,7 @@ class Executor:
                         prepared: PreparedCall | None) -> None:
         req.attempts.append(AttemptRecord(
             target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.upstream_status,
-            dropped=prepared.dropped if prepared else (), detail=redact_text(err.message, None)[:200]))
+            dropped=prepared.dropped if prepared else (), detail=attempt_detail(err.message)))
 
     async def _json(self, req: InboundRequest, target: Target, prepared: PreparedCall) -> JsonResult:
         resp = await target.provider.complete(prepared.call)

@@ -25,7 +25,7 @@ from ridethrough.errors import ACTIONS, AttemptRecord, ClientError, ErrorClass, 
 from ridethrough.protocols.splice import Cut, NotContinuable, SpliceMismatch, splicer_for, view_for
 from ridethrough.protocols.sse import encode_comment, in_band_error_frame
 from ridethrough.providers.base import UpstreamStream
-from ridethrough.redact import redact_text
+from ridethrough.redact import attempt_detail
 from ridethrough.routing.breaker import Breaker, BreakerBoard, Claim
 from ridethrough.routing.budget import RetryBudget
 from ridethrough.routing.clock import Clock
@@ -205,7 +205,7 @@ class Streams:
                 outcome["error"] = e
                 breaker.record_failure(e.error_class.value, claim)
                 req.attempts.append(AttemptRecord(target.key, f"{e.error_class.value}_after_commit",
-                                                  detail=redact_text(e.message, None)[:200]))
+                                                  detail=attempt_detail(e.message)))
                 await upstream.aclose()  # its connection is done with, whatever comes next
                 async with contextlib.aclosing(self._continue(req, result, e)) as more:
                     async for frame in more:
@@ -303,7 +303,7 @@ class Streams:
                     breaker.record_failure(err.error_class.value, claim)
                     req.attempts.append(AttemptRecord(
                         target.key, f"{err.error_class.value}_after_commit", (self.clock() - t0) * 1000,
-                        detail=redact_text(err.message, None)[:200], continuation=True))
+                        detail=attempt_detail(err.message), continuation=True))
                     outcome["error"] = err
                     cut_target = target
                     break
@@ -362,7 +362,7 @@ class Streams:
             # Not the target's fault: the continuation did not fit what the client has.
             breaker.release(claim)
             req.attempts.append(AttemptRecord(target.key, "continuation_mismatch",
-                                              detail=redact_text(str(e), None)[:200], continuation=True))
+                                              detail=attempt_detail(str(e)), continuation=True))
             return None
         except UpstreamError as e:
             if e.error_class is ErrorClass.CLIENT:
@@ -372,7 +372,7 @@ class Streams:
                 self.no_prefill[target.key] = self.clock() + PREFILL_REFUSAL_TTL_S
                 self.stats["prefill_refused"] += 1
                 log.warning("%s refused a continuation (prefill): %s; not asked again",
-                            target.key, redact_text(e.message, None)[:200])
+                            target.key, attempt_detail(e.message))
                 req.attempts.append(AttemptRecord(target.key, "prefill_refused", status=e.upstream_status,
                                                   continuation=True))
                 return None
@@ -383,7 +383,7 @@ class Streams:
                 breaker.release(claim)
             req.attempts.append(AttemptRecord(
                 target.key, err.error_class.value, (self.clock() - t0) * 1000, status=err.upstream_status,
-                detail=redact_text(err.message, None)[:200], continuation=True))
+                detail=attempt_detail(err.message), continuation=True))
             return None
         except BaseException:
             breaker.release(claim)
