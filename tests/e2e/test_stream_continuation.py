@@ -157,24 +157,26 @@ def asked_directly(gt: GatewayThread, name: str, body: dict[str, Any]) -> dict[s
     return r.json()
 
 
-def own_answer_prefix(gt: GatewayThread, name: str, sdk: str, prompt: str, tokens: int) -> str:
-    """The first ``tokens`` words of ``name``'s own (uncut) answer to ``prompt``."""
+def own_answer(gt: GatewayThread, name: str, messages: list[dict[str, Any]]) -> str:
+    """``name``'s own answer to ``messages``, asked directly with its faults cleared."""
     server = sim(gt, name)
     fault = server.fault
     server.clear_faults()
     try:
         if FORMATS[name] == "anthropic":
-            text = asked_directly(gt, name, {"model": MODELS[name], "max_tokens": 300,
-                                             "messages": [{"role": "user", "content": prompt}]}
-                                  )["content"][0]["text"]
-        else:
-            r = httpx.post(server.base_url + "/v1/chat/completions",
-                           json={"model": MODELS[name],
-                                 "messages": [{"role": "user", "content": prompt}]},
-                           headers={"authorization": "Bearer k"}, timeout=10)
-            text = r.json()["choices"][0]["message"]["content"]
+            return str(asked_directly(gt, name, {"model": MODELS[name], "max_tokens": 300,
+                                                 "messages": messages})["content"][0]["text"])
+        r = httpx.post(server.base_url + "/v1/chat/completions",
+                       json={"model": MODELS[name], "messages": messages},
+                       headers={"authorization": "Bearer k"}, timeout=10)
+        return str(r.json()["choices"][0]["message"]["content"])
     finally:
         server.set_fault(fault)
+
+
+def own_answer_prefix(gt: GatewayThread, name: str, prompt: str, tokens: int) -> str:
+    """The first ``tokens`` words of ``name``'s own (uncut) answer to ``prompt``."""
+    text = own_answer(gt, name, [{"role": "user", "content": prompt}])
     return "".join(split_tokens(text)[:tokens])
 
 
@@ -221,7 +223,7 @@ def test_a_malformed_frame_is_skipped_and_counted(gt, sdk, route):
     prompt = "one bad frame"
     got = ask(gt, sdk, route, prompt)
     assert got.error is None, got.error
-    assert got.text == own_answer_prefix(gt, first, sdk, prompt, 10_000)  # the whole answer
+    assert got.text == own_answer_prefix(gt, first, prompt, 10_000)  # the whole answer
     assert gt.gateway.executor.streams.stats["malformed_frames"] == before + 1
     assert sim(gt, ROUTES[route][1]).stats.total == 0
 
@@ -253,11 +255,10 @@ def test_a_cut_stream_is_continued_into_one_answer(gt, sdk, route, fault, sent):
     prefill = cont["messages"][-1]
     assert prefill["role"] == "assistant"
     # Before the cut: the first target's own words, exactly what the client had.
-    before = own_answer_prefix(gt, first, sdk, prompt, sent)
-    if fault.cut_at == "mid_token":
-        whole = own_answer_prefix(gt, first, sdk, prompt, sent)
-        last = split_tokens(whole)[-1]
-        before = whole[: len(whole) - len(last)] + last[: max(1, (len(last) + 1) // 2)]
+    before = own_answer_prefix(gt, first, prompt, sent)
+    if fault.cut_at == "mid_token":  # the last word only half sent
+        last = split_tokens(before)[-1]
+        before = before[: len(before) - len(last)] + last[: max(1, (len(last) + 1) // 2)]
     assert prefill["content"] == before.rstrip()
     # After it: exactly what the second target answers to that request.
     direct = asked_directly(gt, second, cont)
@@ -430,21 +431,9 @@ def test_the_clients_own_prefill_is_kept_in_front_of_the_answer_so_far(gt):
             {"role": "assistant", "content": "Answer:"}]) as s:
         msg = s.get_final_message()
     cont = continuation_request(gt, "a2")
-    sent = "".join(split_tokens(own_answer_after(gt, "a1", "own prefill", "Answer:"))[:4])
+    own = own_answer(gt, "a1", [{"role": "user", "content": "own prefill"},
+                                {"role": "assistant", "content": "Answer:"}])
+    sent = "".join(split_tokens(own)[:4])
     assert cont["messages"][-1] == {"role": "assistant", "content": "Answer:" + sent.rstrip()}
     direct = asked_directly(gt, "a2", cont)
     assert msg.content[0].text == spliced(sent, direct["content"][0]["text"])
-
-
-def own_answer_after(gt: GatewayThread, name: str, prompt: str, prefill: str) -> str:
-    """``name``'s own continuation of the client's prefill (faults cleared)."""
-    server = sim(gt, name)
-    fault = server.fault
-    server.clear_faults()
-    try:
-        return asked_directly(gt, name, {
-            "model": MODELS[name], "max_tokens": 300,
-            "messages": [{"role": "user", "content": prompt},
-                         {"role": "assistant", "content": prefill}]})["content"][0]["text"]
-    finally:
-        server.set_fault(fault)
