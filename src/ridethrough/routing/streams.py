@@ -166,7 +166,6 @@ class Streams:
                 if ending is None:
                     raise UpstreamError(ErrorClass.TRUNCATED, "stream ended before the answer "
                                         "was complete", target=target.key)
-                self.stats["ended_without_terminator"] += 1
                 verdict()
                 for frame in ending:
                     yield frame
@@ -225,7 +224,7 @@ class Streams:
             if "ok" not in outcome:  # closed early (client gone): no verdict on the target
                 breaker.release(claim)
             await upstream.aclose()
-            self._note_malformed(req, target, relay)
+            self._note_irregular(req, target, relay)
             if result.on_end is not None:
                 result.on_end()
 
@@ -311,7 +310,7 @@ class Streams:
                     if not judged:  # the client left: no verdict on the target
                         breaker.release(claim)
                     await upstream.aclose()
-                    self._note_malformed(req, target, relay)
+                    self._note_irregular(req, target, relay)
                 req.attempts.append(AttemptRecord(target.key, "ok", (self.clock() - t0) * 1000,
                                                   upstream_request_id=upstream.request_id,
                                                   continuation=True))
@@ -390,9 +389,12 @@ class Streams:
             raise
         return upstream, relay, head, claim, t0
 
-    def _note_malformed(self, req: InboundRequest, target: Target, relay: StreamRelay) -> None:
-        """Frames dropped as unreadable reach the target's health (a neutral outcome: the
-        answer was delivered) and the metrics."""
+    def _note_irregular(self, req: InboundRequest, target: Target, relay: StreamRelay) -> None:
+        """What the relay saw that a healthy stream does not show, once the stream is over:
+        an end without the terminator (counted), frames dropped as unreadable (counted, and
+        the target's health sees them: a neutral outcome, the answer was delivered)."""
+        if relay.ended_without_terminator:
+            self.stats["ended_without_terminator"] += 1
         if relay.malformed:
             self.stats["malformed_frames"] += relay.malformed
             req.attempts.append(AttemptRecord(target.key, "malformed_frames",
